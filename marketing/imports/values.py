@@ -1,0 +1,226 @@
+"""Parsers that turn one cell of an import into a typed value, or say exactly why they cannot.
+
+Each parser takes the cell as text and returns the value, or raises `ValueError` whose message
+is shown to the marketer next to the line and column. Blank cells never reach a parser.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from datetime import date, datetime, time, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+Parser = Callable[[str], Any]
+
+# Years outside this window are typos (0024, 20024) rather than real orders or birthdays.
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2100
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_COMPACT_DATE = re.compile(r"^\d{8}$")
+_COMPACT_DATETIME = re.compile(r"^\d{14}$")
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+def text(max_length: int) -> Parser:
+    """Return a parser for free text of at most `max_length` characters."""
+
+    def parse(value: str) -> str:
+        if len(value) > max_length:
+            raise ValueError(f"longer than {max_length} characters")
+        return value
+
+    return parse
+
+
+def identifier(max_length: int = 255) -> Parser:
+    """Return a parser for an id: kept as text, so 00042 stays 00042."""
+
+    def parse(value: str) -> str:
+        if len(value) > max_length:
+            raise ValueError(f"id longer than {max_length} characters")
+        if any(ch in value for ch in "\r\n\t\x00"):
+            raise ValueError("id contains a control character")
+        return value
+
+    return parse
+
+
+def email(value: str) -> str:
+    """Parse an e-mail address, lower-cased."""
+    address = value.strip().lower()
+    if len(address) > 254 or not _EMAIL.match(address):
+        raise ValueError(f"{value!r} is not a valid e-mail address")
+    return address
+
+
+def decimal(places: int = 2, minimum: Decimal | None = Decimal(0)) -> Parser:
+    """Return a parser for an amount with at most `places` decimals, e.g. 19.90 or 1,299.00."""
+    quantum = Decimal(1).scaleb(-places)
+
+    def parse(value: str) -> Decimal:
+        cleaned = value.replace(",", "") if "." in value else value.replace(",", ".")
+        try:
+            number = Decimal(cleaned)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{value!r} is below {minimum}")
+        rounded = number.quantize(quantum)
+        if rounded != number:
+            raise ValueError(f"{value!r} has more than {places} decimal places")
+        if abs(rounded) >= Decimal(10) ** 10:
+            raise ValueError(f"{value!r} is too large")
+        return rounded
+
+    return parse
+
+
+def positive_integer(value: str) -> int:
+    """Parse a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise ValueError(f"{value!r} is not at least 1")
+    return number
+
+
+def boolean(value: str) -> bool:
+    """Parse yes/no, true/false, 1/0, on/off."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not yes/no, true/false or 1/0")
+
+
+def country(value: str) -> str:
+    """Parse an ISO 3166-1 alpha-2 country code, upper-cased."""
+    if not _COUNTRY.match(value):
+        raise ValueError(f"{value!r} is not a two-letter country code such as DE")
+    return value.upper()
+
+
+def currency(value: str) -> str:
+    """Parse an ISO 4217 currency code, upper-cased."""
+    if not _CURRENCY.match(value):
+        raise ValueError(f"{value!r} is not a three-letter currency code such as EUR")
+    return value.upper()
+
+
+def locale(value: str) -> str:
+    """Parse a locale tag such as de-DE or pt_BR, written with a hyphen."""
+    if not _LOCALE.match(value) or len(value) > 35:
+        raise ValueError(f"{value!r} is not a locale such as de-DE")
+    return value.replace("_", "-")
+
+
+def time_zone(value: str) -> str:
+    """Parse an IANA time zone name."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from None
+    return value
+
+
+def event_name(value: str) -> str:
+    """Parse an event name: lower case, starting with a letter, e.g. product_viewed."""
+    if not _EVENT_NAME.match(value):
+        raise ValueError(f"{value!r} is not an event name such as product_viewed (lower case, at most 64 characters)")
+    return value
+
+
+def choice(choices: dict[str, str]) -> Parser:
+    """Return a parser that maps any of the accepted spellings (case-insensitive) to a stored value."""
+    accepted = ", ".join(sorted(set(choices.values())))
+
+    def parse(value: str) -> str:
+        try:
+            return choices[value.strip().lower()]
+        except KeyError:
+            raise ValueError(f"{value!r} is not one of {accepted}") from None
+
+    return parse
+
+
+def json_object(value: str) -> dict:
+    """Parse a JSON object written in a cell."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg} at character {error.pos})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("not a JSON object")
+    return parsed
+
+
+def _check_year(year: int, value: str) -> None:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise ValueError(f"{value!r} has year {year}, outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+
+
+def _parse_naive(value: str, date_format: str | None) -> datetime:
+    if date_format:
+        try:
+            return datetime.strptime(value, date_format)
+        except ValueError:
+            raise ValueError(f"{value!r} does not match the date format {date_format!r}") from None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    if _COMPACT_DATE.match(value):
+        try:
+            return datetime.strptime(value, "%Y%m%d")
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date (YYYYMMDD)") from None
+    if _COMPACT_DATETIME.match(value):
+        try:
+            return datetime.strptime(value, "%Y%m%d%H%M%S")
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date and time (YYYYMMDDHHMMSS)") from None
+    raise ValueError(
+        f"{value!r} is not a date Kairos recognises; use ISO 8601 (2024-12-31 or 2024-12-31T18:30:00Z), "
+        "YYYYMMDD, or name the format with --date-format, e.g. --date-format %d/%m/%Y"
+    )
+
+
+def datetime_parser(date_format: str | None, default_zone: tzinfo) -> Parser:
+    """Return a parser for a moment; times without an offset are read in `default_zone`."""
+
+    def parse(value: str) -> datetime:
+        moment = _parse_naive(value.strip(), date_format)
+        _check_year(moment.year, value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=default_zone)
+        return moment
+
+    return parse
+
+
+def date_parser(date_format: str | None) -> Parser:
+    """Return a parser for a calendar date (a time part, if any, must be midnight)."""
+
+    def parse(value: str) -> date:
+        moment = _parse_naive(value.strip(), date_format)
+        _check_year(moment.year, value)
+        if moment.timetz().replace(tzinfo=None) != time(0):
+            raise ValueError(f"{value!r} is a moment, not a date")
+        return moment.date()
+
+    return parse

@@ -1,0 +1,61 @@
+import sys
+from contextlib import nullcontext
+
+from django.core.management.base import BaseCommand, CommandError
+
+from marketing.imports import KINDS, ImportFailed, import_file, parse_map_options
+
+SHOWN_ERRORS = 10
+
+
+class Command(BaseCommand):
+    help = (
+        "Import customers, products, orders, order lines or events from a CSV or JSON Lines file. "
+        "Rows are upserted on their external id, so importing a file twice adds nothing."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("kind", choices=KINDS)
+        parser.add_argument("path")
+        parser.add_argument(
+            "--map", action="append", default=[], metavar="FIELD=COLUMN",
+            help="Read FIELD from COLUMN (repeatable). JSON fields take a key: --map attributes.tier=Tier.",
+        )
+        parser.add_argument("--delimiter", default="auto", help="auto (default), ',', ';', tab, '|' or whitespace.")
+        parser.add_argument(
+            "--date-format", default="auto",
+            help="auto (ISO 8601 and YYYYMMDD) or a strptime format such as %%d/%%m/%%Y.",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Validate and count; write nothing.")
+        parser.add_argument("--errors", metavar="PATH", help="Write every rejected row here as CSV: line, column, value, reason.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            mapping = parse_map_options(options["map"])
+            errors_file = open(options["errors"], "w", newline="", encoding="utf-8") if options["errors"] else nullcontext()
+        except (ImportFailed, OSError) as error:
+            raise CommandError(str(error)) from None
+        with errors_file as errors_to:
+            try:
+                report = import_file(
+                    options["kind"],
+                    options["path"],
+                    mapping=mapping,
+                    delimiter=options["delimiter"],
+                    date_format=options["date_format"],
+                    dry_run=options["dry_run"],
+                    errors_to=errors_to,
+                    progress=sys.stderr.isatty(),
+                )
+            except ImportFailed as error:
+                raise CommandError(str(error)) from None
+        self.stdout.write(f"{report.source} ({report.dialect})")
+        self.stdout.write(report.summary() + (" (dry run: nothing written)" if report.dry_run else ""))
+        if report.rejected:
+            for rejection in report.errors[:SHOWN_ERRORS]:
+                column = f", column {rejection.column}" if rejection.column else ""
+                self.stderr.write(f"  line {rejection.line}{column}: {rejection.reason}")
+            if options["errors"]:
+                self.stderr.write(f"Every rejected row is in {options['errors']}.")
+            elif report.rejected > SHOWN_ERRORS:
+                self.stderr.write(f"  … and more; pass --errors PATH to get every rejected row.")

@@ -1,0 +1,191 @@
+"""The audience: customers, the catalogue, orders, behavioural events and suppressions.
+
+Columns that importers write with raw SQL carry `db_default`s, so a row inserted outside the ORM
+gets the same defaults as one saved through it.
+"""
+
+from django.db import models
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Now
+
+from marketing.suppression import email_hash
+
+
+class Consent(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    OPTED_IN = "opted_in", "Opted in"
+    OPTED_OUT = "opted_out", "Opted out"
+
+
+class CustomerQuerySet(models.QuerySet):
+    def suppressed(self) -> "CustomerQuerySet":
+        """Customers whose address is on the suppression list."""
+        return self.filter(Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash"))))
+
+    def mailable(self) -> "CustomerQuerySet":
+        """Customers who opted in, have an address and are not suppressed."""
+        return (
+            self.filter(consent_state=Consent.OPTED_IN)
+            .exclude(email="")
+            .exclude(Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash"))))
+        )
+
+
+class Customer(models.Model):
+    external_id = models.CharField(max_length=255, unique=True, help_text="The shop's id; kept as text (leading zeros matter).")
+    email = models.EmailField(max_length=254, blank=True, db_default="", default="", db_index=True)
+    email_hash = models.CharField(
+        max_length=64, blank=True, db_default="", default="", db_index=True, editable=False,
+        help_text="Keyed HMAC of the normalised address; joins the customer to the suppression list.",
+    )
+    first_name = models.CharField(max_length=150, blank=True, db_default="", default="")
+    last_name = models.CharField(max_length=150, blank=True, db_default="", default="")
+    locale = models.CharField(max_length=35, blank=True, db_default="", default="", help_text="BCP 47 tag, e.g. de-DE.")
+    timezone = models.CharField(max_length=64, blank=True, db_default="", default="", help_text="IANA zone, e.g. Europe/Berlin.")
+    country = models.CharField(max_length=2, blank=True, db_default="", default="", help_text="ISO 3166-1 alpha-2 code.")
+    city = models.CharField(max_length=120, blank=True, db_default="", default="")
+    birth_date = models.DateField(null=True, blank=True)
+    gender = models.CharField(max_length=32, blank=True, db_default="", default="")
+    attributes = models.JSONField(
+        blank=True, db_default={}, default=dict,
+        help_text='Custom attributes, e.g. {"loyalty_tier": "gold", "pets": 2}.',
+    )
+    consent_state = models.CharField(
+        max_length=16, choices=Consent.choices, db_default=Consent.UNKNOWN, default=Consent.UNKNOWN, db_index=True
+    )
+    consent_source = models.CharField(max_length=120, blank=True, db_default="", default="")
+    consent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+    updated_at = models.DateTimeField(db_default=Now(), auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name or self.email or self.external_id} ({self.external_id})"
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.strip().lower()
+        self.email_hash = email_hash(self.email) if self.email else ""
+        super().save(*args, **kwargs)
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    category = models.CharField(max_length=120, blank=True, db_default="", default="", db_index=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, db_default="EUR", default="EUR")
+    url = models.URLField(max_length=500, blank=True, db_default="", default="")
+    image_url = models.URLField(max_length=500, blank=True, db_default="", default="")
+    description = models.TextField(blank=True, db_default="", default="")
+    in_stock = models.BooleanField(db_default=True, default=True)
+    created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+    updated_at = models.DateTimeField(db_default=Now(), auto_now=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Order(models.Model):
+    external_id = models.CharField(
+        max_length=255, unique=True,
+        help_text="The shop's order id, or one derived from the row when a transaction log has none.",
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    placed_at = models.DateTimeField()
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, db_default="EUR", default="EUR")
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, db_default=OrderStatus.COMPLETED, default=OrderStatus.COMPLETED
+    )
+    created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+    updated_at = models.DateTimeField(db_default=Now(), auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        indexes = [models.Index(fields=["customer", "placed_at"], name="order_customer_placed")]
+
+    def __str__(self) -> str:
+        return f"Order {self.external_id}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
+    quantity = models.PositiveIntegerField(db_default=1, default=1)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["order", "product"], name="order_line_unique_product")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_id} in {self.order_id}"
+
+
+class Event(models.Model):
+    external_id = models.CharField(
+        max_length=255, unique=True,
+        help_text="The tracker's event id, or one derived from the event's content when it has none.",
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=64, help_text="Past tense, e.g. product_viewed, cart_abandoned.")
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(blank=True, db_default={}, default=dict)
+    created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            # "Customer did X within N days": equality on name, range on time, per customer.
+            models.Index(fields=["customer", "name", "occurred_at"], name="event_customer_name_time"),
+            models.Index(fields=["name", "occurred_at"], name="event_name_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} by {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class SuppressionReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    BOUNCED = "bounced", "Hard bounce"
+    COMPLAINED = "complained", "Spam complaint"
+    ERASED = "erased", "Erased on request"
+    MANUAL = "manual", "Added by staff"
+
+
+class Suppression(models.Model):
+    """An address that must never be mailed again; holds only a keyed hash, so it survives erasure."""
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} {self.email_hash[:12]}…"
+
+    @classmethod
+    def suppress(cls, email: str, reason: str) -> "Suppression":
+        """Add the address to the list; an address already on it keeps its first reason."""
+        suppression, _ = cls.objects.get_or_create(email_hash=email_hash(email), defaults={"reason": reason})
+        return suppression
+
+    @classmethod
+    def is_suppressed(cls, email: str) -> bool:
+        return cls.objects.filter(email_hash=email_hash(email)).exists()

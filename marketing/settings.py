@@ -1,0 +1,253 @@
+"""Kairos settings, read from the environment.
+
+Every value a deployment changes comes from one environment variable, parsed by a typed helper
+below. The defaults give a one-machine setup: a SQLite file, tasks run in-process and e-mail
+written to a folder. Production sets DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL and SECRET_KEY.
+"""
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ImproperlyConfigured
+
+from marketing.queues import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable's text, or the default when it is unset."""
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return the variable as a boolean, refusing values that are neither true nor false."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
+
+
+def env_int(name: str, default: int) -> int:
+    """Return the variable as an integer."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Return the variable as a comma-separated list with blanks dropped."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict:
+    """Turn `sqlite:///path` or `postgres://user:pass@host:port/name?opt=v` into DATABASES["default"]."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc:
+            raise ImproperlyConfigured(f"DATABASE_URL {url!r}: use sqlite:///relative/path or sqlite:////absolute/path.")
+        name = path[1:] if path.startswith("/") else path
+        if not name:
+            raise ImproperlyConfigured("DATABASE_URL for SQLite needs a file name, e.g. sqlite:///db.sqlite3.")
+        if name != ":memory:" and not Path(name).is_absolute():
+            name = str(BASE_DIR / name)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            # Imports and workers write while the admin reads: wait for the lock instead of failing.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+        }
+    if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported; use sqlite:// or postgres://.")
+
+
+def email_from_url(url: str) -> dict:
+    """Turn `smtp://user:pass@host:587?tls=1` (or smtps://) into Django's EMAIL_* settings."""
+    parts = urlsplit(url)
+    query = {key: values[-1].lower() for key, values in parse_qs(parts.query).items()}
+    if parts.scheme not in {"smtp", "smtps"}:
+        raise ImproperlyConfigured(f"EMAIL_URL scheme {parts.scheme!r} is not supported; use smtp:// or smtps://.")
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"EMAIL_URL {url!r} names no host.")
+    ssl = parts.scheme == "smtps" or query.get("ssl") in _TRUE
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": parts.port or (465 if ssl else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_SSL": ssl,
+        "EMAIL_USE_TLS": not ssl and query.get("tls") in _TRUE,
+    }
+
+
+def time_zone(name: str) -> str:
+    """Return a valid IANA zone name, refusing unknown ones at start rather than at send time."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"TIME_ZONE={name!r} is not an IANA time zone such as Europe/Berlin.") from None
+    return name
+
+
+DEBUG = env_bool("DEBUG", False)
+
+_DEVELOPMENT_SECRET_KEY = "kairos-development-only-key-never-use-in-production-3f9c1a7e5b2d4c6f8a0e"
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set. Set it, or set DEBUG=1 for a development machine.")
+    SECRET_KEY = _DEVELOPMENT_SECRET_KEY
+
+# Suppression entries are keyed HMACs of e-mail addresses; they must outlive a rotated SECRET_KEY,
+# so production should set this key once and never change it.
+SUPPRESSION_HMAC_KEY = env_str("SUPPRESSION_HMAC_KEY") or f"kairos.suppression:{SECRET_KEY}"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "marketing.apps.MarketingConfig",
+    "ml.apps.MlConfig",
+    "campaigns.apps.CampaignsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "marketing.urls"
+WSGI_APPLICATION = "marketing.wsgi.application"
+
+TEMPLATES = [
+    {
+        # Django templates serve only the admin and its overrides under templates/admin/;
+        # customer-facing content renders through the sandboxed Jinja environment.
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env_str("DATABASE_URL", "sqlite:///db.sqlite3"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# TIME_ZONE is the shop's zone: naive times in imports are read in it and the admin shows it.
+# Every timestamp is stored in UTC (USE_TZ).
+TIME_ZONE = time_zone(env_str("TIME_ZONE", "UTC"))
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+
+# E-mail: EMAIL_URL wins, then an explicit EMAIL_BACKEND, then a folder of .eml files.
+EMAIL_FILE_PATH = Path(env_str("EMAIL_FILE_PATH", str(BASE_DIR / "outbox")))
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kairos <kairos@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if env_str("EMAIL_URL"):
+    globals().update(email_from_url(env_str("EMAIL_URL")))
+else:
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+
+# Celery: without a broker, tasks run in-process, in the caller, so one machine needs no Redis.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Waits live in the database (next_run_at), never in broker countdowns, so the visibility
+# timeout only bounds how long a crashed worker's task stays invisible.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
+# Every periodic task is declared here, each with an expiry so a backlog never piles up.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# Production hardening: on whenever DEBUG is off; each can be relaxed behind a TLS proxy.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
+    "loggers": {
+        "kairos": {"handlers": ["stderr"], "level": env_str("LOG_LEVEL", "INFO"), "propagate": False},
+    },
+}
+
+# Imports: rows validated and written per batch, so memory stays flat whatever the file size.
+IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 20_000)
