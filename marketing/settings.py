@@ -225,6 +225,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Waits live in the database (next_run_at), never in broker countdowns, so the visibility
 # timeout only bounds how long a crashed worker's task stays invisible.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
+# Every task's queue is declared here, by task name; Celery 6 drops the per-task queue option.
+CELERY_TASK_ROUTES = {
+    "marketing.import_file": {"queue": Queue.IMPORTS.value},
+}
 # Every periodic task is declared here, each with an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 

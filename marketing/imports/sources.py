@@ -43,12 +43,12 @@ class Dialect:
         return f"CSV, {names[self.delimiter]}-delimited, {self.encoding}"
 
 
-def _decode_sample(raw: bytes) -> tuple[str, str]:
+def _decode_sample(raw: bytes, complete: bool) -> tuple[str, str]:
     """Return the sample's text and the encoding it was read with."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    for cut in range(4):
-        # The sample may end inside a multi-byte character; trim up to three bytes before judging.
+    # A sample cut from a longer file may end inside a multi-byte character; forgive up to three bytes.
+    for cut in range(1 if complete else 4):
         try:
             return raw[: len(raw) - cut].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as error:
@@ -99,7 +99,7 @@ def sniff(path: Path, delimiter: str = "auto") -> Dialect:
             raw = handle.read(SAMPLE_BYTES)
     except OSError as error:
         raise SourceError(f"cannot read {path}: {error.strerror}") from None
-    sample, encoding = _decode_sample(raw)
+    sample, encoding = _decode_sample(raw, complete=len(raw) < SAMPLE_BYTES)
     if not sample.strip():
         raise SourceError("the file is empty")
     if path.suffix.lower() in {".jsonl", ".ndjson"} or sample.lstrip().startswith("{"):

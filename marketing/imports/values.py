@@ -19,7 +19,6 @@ LATEST_YEAR = 2100
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 _COMPACT_DATE = re.compile(r"^\d{8}$")
@@ -46,8 +45,8 @@ def identifier(max_length: int = 255) -> Parser:
     def parse(value: str) -> str:
         if len(value) > max_length:
             raise ValueError(f"id longer than {max_length} characters")
-        if any(ch in value for ch in "\r\n\t\x00"):
-            raise ValueError("id contains a control character")
+        if not value.isprintable():
+            raise ValueError(f"id {value!r} contains a control or invisible character")
         return value
 
     return parse
@@ -64,8 +63,12 @@ def email(value: str) -> str:
 def decimal(places: int = 2, minimum: Decimal | None = Decimal(0)) -> Parser:
     """Return a parser for an amount with at most `places` decimals, e.g. 19.90 or 1,299.00."""
     quantum = Decimal(1).scaleb(-places)
+    plain = re.compile(rf"\d{{1,10}}(?:\.\d{{1,{places}}})?")
 
     def parse(value: str) -> Decimal:
+        if plain.fullmatch(value):
+            # The common case, checked by one regex: no sign, separators or exponent to judge.
+            return Decimal(value).quantize(quantum)
         cleaned = value.replace(",", "") if "." in value else value.replace(",", ".")
         try:
             number = Decimal(cleaned)
@@ -115,7 +118,7 @@ def country(value: str) -> str:
 
 def currency(value: str) -> str:
     """Parse an ISO 4217 currency code, upper-cased."""
-    if not _CURRENCY.match(value):
+    if len(value) != 3 or not value.isascii() or not value.isalpha():
         raise ValueError(f"{value!r} is not a three-letter currency code such as EUR")
     return value.upper()
 
@@ -204,8 +207,9 @@ def datetime_parser(date_format: str | None, default_zone: tzinfo) -> Parser:
     """Return a parser for a moment; times without an offset are read in `default_zone`."""
 
     def parse(value: str) -> datetime:
-        moment = _parse_naive(value.strip(), date_format)
-        _check_year(moment.year, value)
+        moment = _parse_naive(value, date_format)
+        if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+            _check_year(moment.year, value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=default_zone)
         return moment
@@ -217,7 +221,7 @@ def date_parser(date_format: str | None) -> Parser:
     """Return a parser for a calendar date (a time part, if any, must be midnight)."""
 
     def parse(value: str) -> date:
-        moment = _parse_naive(value.strip(), date_format)
+        moment = _parse_naive(value, date_format)
         _check_year(moment.year, value)
         if moment.timetz().replace(tzinfo=None) != time(0):
             raise ValueError(f"{value!r} is a moment, not a date")

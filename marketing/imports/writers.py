@@ -11,11 +11,11 @@ existing rows are read once and merged, then written with one batched `bulk_crea
 
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
@@ -210,13 +210,17 @@ def _has_field(model: type[models.Model], name: str) -> bool:
 class PostgresWriter:
     """Upsert through a COPY-filled staging table: two set-based statements per batch."""
 
-    def __init__(self, schema: Schema, fields: list[str], connection: BaseDatabaseWrapper) -> None:
+    def __init__(self, schema: Schema, fields: list[str]) -> None:
         self.schema = schema
         self.fields = fields
-        self.connection = connection
         self.model = schema.model
-        self.table = connection.ops.quote_name(self.model._meta.db_table)
-        self._stage_created = False
+        self.table = self._q(self.model._meta.db_table)
+        self._stage_created: set[int] = set()
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        # Looked up on each use: a background thread writes through its own connection.
+        return connections[DEFAULT_DB_ALIAS]
 
     def _column(self, name: str) -> str:
         return self.model._meta.get_field(name).column
@@ -228,14 +232,17 @@ class PostgresWriter:
 
     def _create_stage(self, cursor) -> None:
         columns = ", ".join(f"{self._q(name)} {self._stage_type(name)}" for name in self.fields)
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (line integer, {columns})")
-        self._stage_created = True
+        cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {STAGE_TABLE} (line integer, {columns})")
+        self._stage_created.add(id(self.connection))
 
     def _q(self, name: str) -> str:
         return self.connection.ops.quote_name(name)
 
     def close(self) -> None:
-        if self._stage_created:
+        """Drop the staging table of the calling thread's connection."""
+        if id(self.connection) in self._stage_created:
+            self._stage_created.discard(id(self.connection))
             with self.connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
 
@@ -244,8 +251,9 @@ class PostgresWriter:
         if not batch.rows:
             return outcome
         with transaction.atomic(), self.connection.cursor() as cursor:
-            if not self._stage_created:
-                cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
+            # A lost commit is repaired by importing the file again, so don't wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            if id(self.connection) not in self._stage_created:
                 self._create_stage(cursor)
             else:
                 cursor.execute(f"TRUNCATE {STAGE_TABLE}")
@@ -254,8 +262,12 @@ class PostgresWriter:
             # pick a nested loop over the whole target.
             cursor.execute(f"ANALYZE {STAGE_TABLE}")
             self._resolve(cursor, outcome)
-            outcome.updated = self._update(cursor)
-            outcome.inserted = self._insert(cursor)
+            if self._has_blanks(cursor):
+                outcome.updated = self._update(cursor)
+                outcome.inserted = self._insert(cursor, on_conflict="DO NOTHING")
+            else:
+                # No blank to preserve stored values for: one upsert probes each key once, not twice.
+                outcome.inserted, outcome.updated = self._upsert(cursor)
             if self.model is Customer:
                 outcome.kept_suppressed = keep_suppressed_opted_out(batch.rows, timezone.now(), dry_run=False)
         return outcome
@@ -327,7 +339,50 @@ class PostgresWriter:
         cursor.execute(f"UPDATE {self.table} t SET {', '.join(assignments)} FROM {source} WHERE {where}")
         return cursor.rowcount
 
-    def _insert(self, cursor) -> int:
+    def _plain_fields(self) -> list[str]:
+        """Return the written fields that a blank cell leaves alone (not the key, not JSON)."""
+        return [
+            name for name in self.fields
+            if name not in self.schema.key and not isinstance(self.model._meta.get_field(name), models.JSONField)
+        ]
+
+    def _has_blanks(self, cursor) -> bool:
+        plain = self._plain_fields()
+        if not plain:
+            return False
+        condition = " OR ".join(f"{self._q(name)} IS NULL" for name in plain)
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {STAGE_TABLE} WHERE {condition})")
+        return cursor.fetchone()[0]
+
+    def _upsert(self, cursor) -> tuple[int, int]:
+        assignments = []
+        for name in self.fields:
+            if name in self.schema.key:
+                continue
+            column = self._q(self._column(name))
+            if isinstance(self.model._meta.get_field(name), models.JSONField):
+                assignments.append(f"{column} = {self.table}.{column} || EXCLUDED.{column}")
+            else:
+                assignments.append(f"{column} = EXCLUDED.{column}")
+        if _has_field(self.model, "updated_at"):
+            assignments.append('"updated_at" = now()')
+        action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
+        statement, params = self._insert_statement(action)
+        # xmax is 0 on a freshly inserted row version and set on one that ON CONFLICT updated.
+        cursor.execute(
+            f"WITH written AS ({statement} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written",
+            params,
+        )
+        inserted, updated = cursor.fetchone()
+        return inserted, updated
+
+    def _insert(self, cursor, on_conflict: str) -> int:
+        statement, params = self._insert_statement(on_conflict)
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+    def _insert_statement(self, action: str) -> tuple[str, list]:
         source, expressions = self._source()
         columns, selects, params = [], [], []
         for name in self.fields:
@@ -340,23 +395,48 @@ class PostgresWriter:
                 selects.append(f"COALESCE({expressions[name]}, %s::{model_field.db_type(self.connection)})")
                 params.append(json.dumps(default) if isinstance(default, dict) else default)
         conflict = ", ".join(self._q(self._column(name)) for name in self.schema.key)
-        cursor.execute(
+        statement = (
             f"INSERT INTO {self.table} ({', '.join(columns)}) SELECT {', '.join(selects)} FROM {source} "
-            f"ON CONFLICT ({conflict}) DO NOTHING",
-            params,
+            f"ON CONFLICT ({conflict}) {action}"
         )
-        return cursor.rowcount
+        return statement, params
 
 
-@contextmanager
-def writer_for(schema: Schema, columns: dict[str, str], json_keys: dict[str, dict[str, str]], *, dry_run: bool, connection: BaseDatabaseWrapper):
-    """Yield the writer that fits the database and mode, cleaning up after it."""
-    fields = written_fields(schema, columns, json_keys)
-    if connection.vendor == "postgresql" and not dry_run:
-        writer = PostgresWriter(schema, fields, connection)
+def written_batches(schema: Schema, fields: list[str], batches: Iterable[Batch], *, dry_run: bool) -> Iterator[tuple[Batch, Outcome]]:
+    """Write each batch with the writer that fits the database and yield it with its outcome, in order.
+
+    On PostgreSQL outside a transaction, batches are written on a second thread with its own
+    connection while the caller parses the next one: parsing and the database each keep a core busy.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql" or dry_run:
+        writer = OrmWriter(schema, fields, dry_run=dry_run)
+        for batch in batches:
+            yield batch, writer.write(batch)
+        return
+    writer = PostgresWriter(schema, fields)
+    if connection.in_atomic_block:
+        # Inside the caller's transaction (tests, nested imports) a second connection would not see its rows.
         try:
-            yield writer
+            for batch in batches:
+                yield batch, writer.write(batch)
         finally:
             writer.close()
-    else:
-        yield OrmWriter(schema, fields, dry_run=dry_run)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kairos-import") as pool:
+        pending: tuple[Batch, Future] | None = None
+        try:
+            for batch in batches:
+                future = pool.submit(writer.write, batch)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (batch, future)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+        finally:
+            pool.submit(_close_in_thread, writer).result()
+
+
+def _close_in_thread(writer: PostgresWriter) -> None:
+    writer.close()
+    connections[DEFAULT_DB_ALIAS].close()

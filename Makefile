@@ -1,0 +1,58 @@
+# Kairos: `make demo` to see it work, `make test` to prove it, `make run` to use it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+DEMO_CUSTOMERS ?= 5000
+# Development defaults for the embedded setup; production sets its own environment.
+DEV_ENV := DEBUG=1
+TEST_SQLITE := sqlite:///var/test.sqlite3
+
+.PHONY: demo test test-postgres test-sqlite run lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/activate
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(DEV_ENV) $(PY) manage.py migrate --verbosity 0
+	$(DEV_ENV) $(PY) manage.py demo --customers $(DEMO_CUSTOMERS)
+
+test: $(VENV)/.installed-dev
+	bash .ci/services.sh
+	$(MAKE) --no-print-directory test-postgres test-sqlite
+
+test-postgres:
+	$(BIN)/pytest --create-db -p no:cacheprovider
+
+# The embedded default: the same suite on SQLite; PostgreSQL-only tests say why they skip.
+test-sqlite:
+	mkdir -p var
+	DATABASE_URL=$(TEST_SQLITE) $(BIN)/pytest --create-db -p no:cacheprovider
+
+run: $(VENV)/.installed
+	bash .ci/services.sh
+	$(DEV_ENV) $(PY) manage.py migrate --verbosity 0
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(DEV_ENV) bash -c '\
+		trap "kill 0" EXIT; \
+		$(BIN)/celery -A marketing worker --loglevel INFO & \
+		$(BIN)/celery -A marketing beat --loglevel INFO --schedule var/celerybeat-schedule & \
+		$(PY) manage.py runserver 127.0.0.1:8000'
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed-dev
+	bash .ci/services.sh
+	$(PY) bench/import_orders.py --rows $${ROWS:-100000}
+
+clean:
+	rm -rf $(VENV) var db.sqlite3 outbox

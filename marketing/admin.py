@@ -1,0 +1,142 @@
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
+from django.http import HttpRequest
+
+from marketing.models import Customer, Event, Order, OrderLine, Product, Suppression
+from marketing.suppression import email_hash
+
+
+class SuppressedFilter(admin.SimpleListFilter):
+    title = "suppression"
+    parameter_name = "suppressed"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Suppressed"), ("no", "Not suppressed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.suppressed()
+        if self.value() == "no":
+            return queryset.exclude(Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash"))))
+        return queryset
+
+
+class OrderInline(admin.TabularInline):
+    model = Order
+    fields = ["external_id", "placed_at", "total", "currency", "status"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    show_change_link = True
+    ordering = ["-placed_at"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "email", "first_name", "last_name", "country", "consent_state", "created_at"]
+    list_filter = ["consent_state", SuppressedFilter, "country", "locale", "created_at"]
+    search_fields = ["external_id", "email", "first_name", "last_name", "city"]
+    readonly_fields = ["email_hash", "created_at", "updated_at", "order_count", "revenue"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    inlines = [OrderInline]
+    fieldsets = [
+        (None, {"fields": ["external_id", "email", "first_name", "last_name"]}),
+        ("Place and language", {"fields": ["locale", "timezone", "country", "city"]}),
+        ("Sensitive (optional)", {"fields": ["birth_date", "gender"], "classes": ["collapse"]}),
+        ("Consent", {"fields": ["consent_state", "consent_source", "consent_at"]}),
+        ("Custom attributes", {"fields": ["attributes"]}),
+        ("Computed", {"fields": ["order_count", "revenue", "email_hash", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="orders")
+    def order_count(self, customer: Customer) -> int:
+        return customer.orders.count()
+
+    @admin.display(description="revenue")
+    def revenue(self, customer: Customer):
+        return customer.orders.aggregate(total=Sum("total"))["total"] or 0
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "name", "category", "price", "currency", "in_stock"]
+    list_filter = ["in_stock", "category", "currency"]
+    search_fields = ["sku", "name", "category", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    autocomplete_fields = ["product"]
+    extra = 0
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "customer", "placed_at", "total", "currency", "status", "line_count"]
+    list_filter = ["status", "currency", "placed_at"]
+    search_fields = ["external_id", "customer__external_id", "customer__email"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    readonly_fields = ["created_at", "updated_at"]
+    date_hierarchy = "placed_at"
+    show_full_result_count = False
+    inlines = [OrderLineInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(line_count=Count("lines"))
+
+    @admin.display(description="lines", ordering="line_count")
+    def line_count(self, order: Order) -> int:
+        return order.line_count
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["name", "customer", "occurred_at"]
+    list_filter = ["name", "occurred_at"]
+    search_fields = ["name", "external_id", "customer__external_id", "customer__email"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    readonly_fields = ["created_at"]
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+
+
+class SuppressionForm(forms.ModelForm):
+    email = forms.EmailField(help_text="Stored only as a keyed hash; it cannot be read back.")
+
+    class Meta:
+        model = Suppression
+        fields = ["reason"]
+
+    def clean_email(self) -> str:
+        address = self.cleaned_data["email"]
+        if Suppression.objects.filter(email_hash=email_hash(address)).exists():
+            raise forms.ValidationError("This address is already suppressed.")
+        return address
+
+    def save(self, commit: bool = True) -> Suppression:
+        self.instance.email_hash = email_hash(self.cleaned_data["email"])
+        return super().save(commit)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Staff can add an address (it is hashed on save) but never read one back."""
+
+    form = SuppressionForm
+    list_display = ["email_hash", "reason", "created_at"]
+    list_filter = ["reason", "created_at"]
+    search_fields = ["email_hash"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Suppression | None = None) -> bool:
+        return False
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        # Staff search by address; only its hash is stored, so hash the term before looking.
+        if "@" in search_term:
+            return queryset.filter(email_hash=email_hash(search_term)), False
+        return super().get_search_results(request, queryset, search_term)

@@ -1,0 +1,20 @@
+"""Settings for the test suite: the project's own, with test-only defaults for what production must set.
+
+The suite runs on PostgreSQL unless DATABASE_URL says otherwise (the SQLite run sets it).
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "kairos-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("SUPPRESSION_HMAC_KEY", "kairos-tests-suppression-key")
+
+from marketing.settings import *  # noqa: E402,F403
+
+# Tests drive HTTP directly; redirecting to HTTPS would hide every response behind a 301.
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
