@@ -134,32 +134,29 @@ def _csv_records(stream: IO[str], dialect: Dialect) -> tuple[list[str], Iterator
             if len(row) != width:
                 yield line, {"": f"has {len(row)} cells where the header has {width}"}
                 continue
-            yield line, dict(zip(header, row))
+            yield line, dict(zip(header, row, strict=True))
 
     return header, records()
 
 
 def _aligned_records(stream: IO[str], dialect: Dialect) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    header: list[str] = []
-    line_no = 0
-    for line_no, text in enumerate(stream, start=1):
-        if text.strip():
-            header = _split_aligned(text, dialect.aligned)
-            break
+    numbered = enumerate(stream, start=1)
+    text = next((text for _, text in numbered if text.strip()), "")
+    header = _split_aligned(text, dialect.aligned) if text else []
     if not header:
         raise SourceError("the file has no header line")
     _check_header(header)
 
     def records() -> Iterator[tuple[int, dict[str, str]]]:
         width = len(header)
-        for number, text in enumerate(stream, start=line_no + 1):
+        for number, text in numbered:
             if not text.strip():
                 continue
             cells = _split_aligned(text, dialect.aligned)
             if len(cells) != width:
                 yield number, {"": f"has {len(cells)} cells where the header has {width}"}
                 continue
-            yield number, dict(zip(header, cells))
+            yield number, dict(zip(header, cells, strict=True))
 
     return header, records()
 

@@ -150,7 +150,7 @@ class OrmWriter:
                     ids.update(_lookup(ref.model, ref.lookup, missing))
                     outcome.customers_created += len(missing)
             kept_rows, kept_lines = [], []
-            for line, row in zip(lines, rows):
+            for line, row in zip(lines, rows, strict=True):
                 if row[name] in ids:
                     kept_rows.append({**row, name: ids[row[name]]})
                     kept_lines.append(line)
@@ -276,7 +276,7 @@ class PostgresWriter:
         columns = ", ".join(["line"] + [self._q(name) for name in self.fields])
         json_fields = {name for name in self.fields if isinstance(self.model._meta.get_field(name), models.JSONField)}
         with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN") as copy:
-            for line, row in zip(batch.lines, batch.rows):
+            for line, row in zip(batch.lines, batch.rows, strict=True):
                 record = [line]
                 for name in self.fields:
                     value = row.get(name)

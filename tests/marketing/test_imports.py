@@ -295,3 +295,21 @@ def test_import_spanning_several_batches_counts_every_row(tmp_path):
     assert (report.read, report.inserted, report.rejected, report.customers_created) == (251, 250, 1, 7)
     assert report.errors[0].line == 101
     assert Order.objects.count() == 250
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_batches_are_written_on_a_second_connection(tmp_path):
+    lines = ["external_id,customer,placed_at,total"] + [f"O{i:05d},C{i % 11},2024-01-0{1 + i % 9},{i}.00" for i in range(1, 301)]
+    lines[150] = "O00150,C5,not-a-date,1.00"
+    path = write(tmp_path, "o.csv", "\n".join(lines) + "\n")
+    errors = io.StringIO()
+
+    report = import_file("orders", path, batch_size=25, errors_to=errors)
+    again = import_file("orders", path, batch_size=25)
+
+    assert (report.read, report.inserted, report.updated, report.rejected, report.customers_created) == (300, 299, 0, 1, 11)
+    assert (again.inserted, again.updated, again.rejected, again.customers_created) == (0, 299, 1, 0)
+    assert [row[:2] for row in error_rows(errors)] == [["151", "placed_at"]]
+    assert Order.objects.count() == 299
+    assert Order.objects.get(external_id="O00299").total == Decimal("299.00")

@@ -1,5 +1,5 @@
 import sys
-from contextlib import nullcontext
+from contextlib import ExitStack
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,12 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("--errors", metavar="PATH", help="Write every rejected row here as CSV: line, column, value, reason.")
 
     def handle(self, *args, **options) -> None:
-        try:
-            mapping = parse_map_options(options["map"])
-            errors_file = open(options["errors"], "w", newline="", encoding="utf-8") if options["errors"] else nullcontext()
-        except (ImportFailed, OSError) as error:
-            raise CommandError(str(error)) from None
-        with errors_file as errors_to:
+        with ExitStack() as stack:
+            try:
+                mapping = parse_map_options(options["map"])
+                errors_to = (
+                    stack.enter_context(open(options["errors"], "w", newline="", encoding="utf-8"))  # noqa: SIM115
+                    if options["errors"]
+                    else None
+                )
+            except (ImportFailed, OSError) as error:
+                raise CommandError(str(error)) from None
             try:
                 report = import_file(
                     options["kind"],
@@ -58,4 +62,4 @@ class Command(BaseCommand):
             if options["errors"]:
                 self.stderr.write(f"Every rejected row is in {options['errors']}.")
             elif report.rejected > SHOWN_ERRORS:
-                self.stderr.write(f"  … and more; pass --errors PATH to get every rejected row.")
+                self.stderr.write("  … and more; pass --errors PATH to get every rejected row.")
