@@ -15,7 +15,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ BENCH_DATABASE = "kairos_bench"
 def write_orders_csv(path: Path, rows: int, seed: int) -> None:
     """Write `rows` orders with ids, customer ids, ISO timestamps, totals, currency and status."""
     rng = random.Random(seed)
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     customers = max(1, rows // 10)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
