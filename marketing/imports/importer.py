@@ -17,8 +17,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from marketing.imports import sources
+from marketing.imports.batches import Batch, Rejection, written_fields
 from marketing.imports.schemas import KINDS, Context, Schema, build_schemas
-from marketing.imports.writers import Batch, Rejection, written_batches, written_fields
+from marketing.imports.writers import written_batches
 
 MAX_ERRORS_KEPT = 20  # errors kept in the report itself; the errors file gets every one
 

@@ -1,0 +1,215 @@
+"""Writing batches on PostgreSQL: COPY into a staging table, then set-based statements.
+
+Per batch: the rows are COPied into a temporary staging table; customers they name are created
+with one `INSERT ... SELECT DISTINCT`; then one `INSERT ... ON CONFLICT DO UPDATE` moves the
+batch into place, or, when some cells are blank (whose stored values must be kept), one UPDATE
+of the existing rows and one `INSERT ... ON CONFLICT DO NOTHING` of the new ones.
+"""
+
+import json
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from marketing.imports.batches import Batch, Outcome, Rejection, has_field
+from marketing.imports.orm_writer import keep_suppressed_opted_out
+from marketing.imports.schemas import Schema
+from marketing.models import Customer
+
+STAGE_TABLE = "kairos_import_stage"
+
+
+class PostgresWriter:
+    """Upsert through a COPY-filled staging table: two set-based statements per batch."""
+
+    def __init__(self, schema: Schema, fields: list[str]) -> None:
+        self.schema = schema
+        self.fields = fields
+        self.model = schema.model
+        self.table = self._q(self.model._meta.db_table)
+        self._stage_created: set[int] = set()
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        # Looked up on each use: a background thread writes through its own connection.
+        return connections[DEFAULT_DB_ALIAS]
+
+    def _column(self, name: str) -> str:
+        return self.model._meta.get_field(name).column
+
+    def _stage_type(self, name: str) -> str:
+        if name in self.schema.references:
+            return "text"
+        return self.model._meta.get_field(name).db_type(self.connection)
+
+    def _create_stage(self, cursor) -> None:
+        columns = ", ".join(f"{self._q(name)} {self._stage_type(name)}" for name in self.fields)
+        cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {STAGE_TABLE} (line integer, {columns})")
+        self._stage_created.add(id(self.connection))
+
+    def _q(self, name: str) -> str:
+        return self.connection.ops.quote_name(name)
+
+    def close(self) -> None:
+        """Drop the staging table of the calling thread's connection."""
+        if id(self.connection) in self._stage_created:
+            self._stage_created.discard(id(self.connection))
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
+
+    def write(self, batch: Batch) -> Outcome:
+        outcome = Outcome()
+        if not batch.rows:
+            return outcome
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            # A lost commit is repaired by importing the file again, so don't wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            if id(self.connection) not in self._stage_created:
+                self._create_stage(cursor)
+            else:
+                cursor.execute(f"TRUNCATE {STAGE_TABLE}")
+            self._copy(cursor, batch)
+            # The planner knows nothing of a fresh temporary table; without statistics it may
+            # pick a nested loop over the whole target.
+            cursor.execute(f"ANALYZE {STAGE_TABLE}")
+            self._resolve(cursor, outcome)
+            if self._has_blanks(cursor):
+                outcome.updated = self._update(cursor)
+                outcome.inserted = self._insert(cursor, on_conflict="DO NOTHING")
+            else:
+                # No blank to preserve stored values for: one upsert probes each key once, not twice.
+                outcome.inserted, outcome.updated = self._upsert(cursor)
+            if self.model is Customer:
+                outcome.kept_suppressed = keep_suppressed_opted_out(batch.rows, timezone.now(), dry_run=False)
+        return outcome
+
+    def _copy(self, cursor, batch: Batch) -> None:
+        columns = ", ".join(["line"] + [self._q(name) for name in self.fields])
+        json_fields = {name for name in self.fields if isinstance(self.model._meta.get_field(name), models.JSONField)}
+        with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN") as copy:
+            for line, row in zip(batch.lines, batch.rows, strict=True):
+                record = [line]
+                for name in self.fields:
+                    value = row.get(name)
+                    if name in json_fields and value is not None:
+                        value = json.dumps(value)
+                    record.append(value)
+                copy.write_row(record)
+
+    def _resolve(self, cursor, outcome: Outcome) -> None:
+        for name, ref in self.schema.references.items():
+            ref_table = self._q(ref.model._meta.db_table)
+            lookup = self._q(ref.model._meta.get_field(ref.lookup).column)
+            if ref.create_missing:
+                cursor.execute(
+                    f"INSERT INTO {ref_table} ({lookup}) SELECT DISTINCT s.{self._q(name)} FROM {STAGE_TABLE} s "
+                    f"ON CONFLICT ({lookup}) DO NOTHING"
+                )
+                outcome.customers_created += cursor.rowcount
+                continue
+            cursor.execute(
+                f"DELETE FROM {STAGE_TABLE} s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {ref_table} r WHERE r.{lookup} = s.{self._q(name)}) RETURNING s.line, s.{self._q(name)}"
+            )
+            label = ref.model._meta.verbose_name
+            for line, key in cursor.fetchall():
+                outcome.rejections.append(Rejection(line, name, key, f"{name}: no {label} with {ref.lookup} {key!r}"))
+                outcome.rejected_lines.add(line)
+
+    def _source(self) -> tuple[str, dict[str, str]]:
+        """Return the FROM clause over the stage with its references joined, and each field's SQL value."""
+        joins = [f"{STAGE_TABLE} s"]
+        expressions: dict[str, str] = {}
+        for index, (name, ref) in enumerate(self.schema.references.items()):
+            alias = f"r{index}"
+            ref_table = self._q(ref.model._meta.db_table)
+            lookup = self._q(ref.model._meta.get_field(ref.lookup).column)
+            joins.append(f"JOIN {ref_table} {alias} ON {alias}.{lookup} = s.{self._q(name)}")
+            expressions[name] = f"{alias}.{self._q(ref.model._meta.pk.column)}"
+        for name in self.fields:
+            expressions.setdefault(name, f"s.{self._q(name)}")
+        return " ".join(joins), expressions
+
+    def _update(self, cursor) -> int:
+        source, expressions = self._source()
+        assignments = []
+        for name in self.fields:
+            if name in self.schema.key:
+                continue
+            column = self._q(self._column(name))
+            value = expressions[name]
+            if isinstance(self.model._meta.get_field(name), models.JSONField):
+                assignments.append(f"{column} = t.{column} || COALESCE({value}, '{{}}'::jsonb)")
+            else:
+                assignments.append(f"{column} = COALESCE({value}, t.{column})")
+        if has_field(self.model, "updated_at"):
+            assignments.append('"updated_at" = now()')
+        if not assignments:
+            assignments.append(f"{self._q(self._column(self.schema.key[0]))} = t.{self._q(self._column(self.schema.key[0]))}")
+        where = " AND ".join(f"t.{self._q(self._column(name))} = {expressions[name]}" for name in self.schema.key)
+        cursor.execute(f"UPDATE {self.table} t SET {', '.join(assignments)} FROM {source} WHERE {where}")
+        return cursor.rowcount
+
+    def _plain_fields(self) -> list[str]:
+        """Return the written fields that a blank cell leaves alone (not the key, not JSON)."""
+        return [
+            name for name in self.fields
+            if name not in self.schema.key and not isinstance(self.model._meta.get_field(name), models.JSONField)
+        ]
+
+    def _has_blanks(self, cursor) -> bool:
+        plain = self._plain_fields()
+        if not plain:
+            return False
+        condition = " OR ".join(f"{self._q(name)} IS NULL" for name in plain)
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {STAGE_TABLE} WHERE {condition})")
+        return cursor.fetchone()[0]
+
+    def _upsert(self, cursor) -> tuple[int, int]:
+        assignments = []
+        for name in self.fields:
+            if name in self.schema.key:
+                continue
+            column = self._q(self._column(name))
+            if isinstance(self.model._meta.get_field(name), models.JSONField):
+                assignments.append(f"{column} = {self.table}.{column} || EXCLUDED.{column}")
+            else:
+                assignments.append(f"{column} = EXCLUDED.{column}")
+        if has_field(self.model, "updated_at"):
+            assignments.append('"updated_at" = now()')
+        action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
+        statement, params = self._insert_statement(action)
+        # xmax is 0 on a freshly inserted row version and set on one that ON CONFLICT updated.
+        cursor.execute(
+            f"WITH written AS ({statement} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written",
+            params,
+        )
+        inserted, updated = cursor.fetchone()
+        return inserted, updated
+
+    def _insert(self, cursor, on_conflict: str) -> int:
+        statement, params = self._insert_statement(on_conflict)
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+    def _insert_statement(self, action: str) -> tuple[str, list]:
+        source, expressions = self._source()
+        columns, selects, params = [], [], []
+        for name in self.fields:
+            model_field = self.model._meta.get_field(name)
+            columns.append(self._q(model_field.column))
+            default = model_field.get_default()
+            if default is None or name in self.schema.key:
+                selects.append(expressions[name])
+            else:
+                selects.append(f"COALESCE({expressions[name]}, %s::{model_field.db_type(self.connection)})")
+                params.append(json.dumps(default) if isinstance(default, dict) else default)
+        conflict = ", ".join(self._q(self._column(name)) for name in self.schema.key)
+        statement = (
+            f"INSERT INTO {self.table} ({', '.join(columns)}) SELECT {', '.join(selects)} FROM {source} "
+            f"ON CONFLICT ({conflict}) {action}"
+        )
+        return statement, params
