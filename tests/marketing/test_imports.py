@@ -313,3 +313,12 @@ def test_outside_a_transaction_batches_are_written_on_a_second_connection(tmp_pa
     assert [row[:2] for row in error_rows(errors)] == [["151", "placed_at"]]
     assert Order.objects.count() == 299
     assert Order.objects.get(external_id="O00299").total == Decimal("299.00")
+
+
+def test_a_progress_bar_can_follow_the_file_without_changing_the_result(tmp_path, capsys):
+    path = write(tmp_path, "c.csv", "external_id,email\nC1,a@example.com\nC2,b@example.com\n")
+
+    report = import_file("customers", path, progress=True)
+
+    assert (report.read, report.inserted) == (2, 2)
+    assert "c.csv" in capsys.readouterr().err
