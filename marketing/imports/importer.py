@@ -25,7 +25,7 @@ MAX_ERRORS_KEPT = 20  # errors kept in the report itself; the errors file gets e
 
 
 class ImportFailed(Exception):
-    """The import cannot start: a bad option, mapping or file. Nothing was written."""
+    """The import cannot start or go on: a bad option, mapping or file; the message says what was kept."""
 
 
 @dataclass
