@@ -1,0 +1,87 @@
+import secrets
+import time
+from datetime import date
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from marketing.demo.samples import write_samples
+from marketing.demo.store import generate_store
+from marketing.imports import ImportReport, import_file
+from marketing.models import Customer, Suppression, SuppressionReason
+
+DEMO_SEED = 7
+DEMO_DAYS = 365
+UNSUBSCRIBED_READERS = 5
+
+
+class Command(BaseCommand):
+    help = "Run Kairos end to end on a generated demo shop and print what each step did."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--customers", type=int, default=5000)
+        parser.add_argument("--seed", type=int, default=DEMO_SEED)
+
+    def handle(self, *args, customers: int, seed: int, **options) -> None:
+        today = date.today()
+        folder = Path(settings.BASE_DIR) / "var" / "demo"
+
+        self.step("Demo shop", f"{customers:,} customers over {DEMO_DAYS} days, seed {seed}")
+        started = time.perf_counter()
+        store = generate_store(customers=customers, days=DEMO_DAYS, seed=seed, end_date=today, replace=True)
+        self.line(
+            f"{store.products:,} products, {store.customers:,} customers, {store.orders:,} orders "
+            f"({store.order_lines:,} lines, revenue {store.revenue:,.2f}), {store.events:,} events "
+            f"from {store.first_day} to {store.last_day} in {time.perf_counter() - started:.1f}s"
+        )
+
+        samples = write_samples(
+            folder, seed, today, list(Customer.objects.order_by("id").values_list("external_id", flat=True)[:500])
+        )
+        for number in range(1, UNSUBSCRIBED_READERS + 1):
+            Suppression.suppress(f"reader{number}@example.org", SuppressionReason.UNSUBSCRIBED)
+
+        self.step("Import", f"{samples.signups.name}: sign-ups from a form tool ({UNSUBSCRIBED_READERS} addresses already unsubscribed)")
+        signup_map = {
+            "external_id": "Customer ID", "email": "E-mail", "first_name": "First name",
+            "country": "Country", "consent_state": "Newsletter",
+        }
+        self.report(import_file("customers", samples.signups, mapping=signup_map))
+
+        self.step("Import", f"{samples.order_log.name}: a marketplace log with buyer, date and amount, no order ids")
+        log_map = {"customer": "buyer", "placed_at": "date", "total": "amount"}
+        self.report(import_file("orders", samples.order_log, mapping=log_map))
+        again = import_file("orders", samples.order_log, mapping=log_map)
+        self.line(f"imported again: {again.inserted} inserted, {again.updated} matched and left as they were")
+
+        self.step("Audience", "")
+        self.line(
+            f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
+            f"(opted in, with an address, not suppressed), {Customer.objects.suppressed().count():,} suppressed"
+        )
+
+        self.step("Next", "")
+        self.line(self.admin_login())
+        self.line("make run   starts the web server, a Celery worker and beat; then open http://127.0.0.1:8000/admin/")
+
+    def report(self, report: ImportReport) -> None:
+        self.line(f"{report.dialect}: {report.summary()}")
+        for rejection in report.errors:
+            column = f", column {rejection.column}" if rejection.column else ""
+            self.line(f"  rejected line {rejection.line}{column}: {rejection.reason}")
+
+    def admin_login(self) -> str:
+        users = get_user_model()
+        if users.objects.filter(username="admin").exists():
+            return "admin user: admin (password as set before; change it with manage.py changepassword admin)"
+        password = secrets.token_urlsafe(12)
+        users.objects.create_superuser("admin", "admin@localhost", password)
+        return f"admin user: admin / {password}  (shown once)"
+
+    def step(self, title: str, detail: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"{title}") + (f"  {detail}" if detail else ""))
+
+    def line(self, text: str) -> None:
+        self.stdout.write(f"  {text}")

@@ -1,0 +1,45 @@
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from marketing.demo.store import StoreNotEmpty, generate_store
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Fill an empty database with a believable demo shop: a catalogue, customers, orders and behavioural "
+        "events. The same seed, arguments and end date always produce the same data."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--customers", type=positive_int, default=5000, help="How many customers (default 5000).")
+        parser.add_argument("--days", type=positive_int, default=365, help="Days of history (default 365).")
+        parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
+        parser.add_argument(
+            "--end-date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+            help="The history covers the days before this date (default: today, UTC). Give it for repeatable data.",
+        )
+        parser.add_argument(
+            "--replace", action="store_true",
+            help="Delete existing customers, products, orders and events first (suppressions are kept).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        end_date = options["end_date"] or timezone.now().date()
+        try:
+            summary = generate_store(
+                customers=options["customers"], days=options["days"], seed=options["seed"],
+                end_date=end_date, replace=options["replace"],
+            )
+        except StoreNotEmpty as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(summary.describe())
