@@ -38,9 +38,9 @@ class Dialect:
 
     def describe(self) -> str:
         if self.format == "jsonl":
-            return f"JSON Lines, {self.encoding}"
+            return "JSON Lines, UTF-8"
         names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", WHITESPACE: "whitespace"}
-        return f"CSV, {names[self.delimiter]}-delimited, {self.encoding}"
+        return f"CSV, {names[self.delimiter]}-delimited, UTF-8"
 
 
 def _decode_sample(raw: bytes, complete: bool) -> tuple[str, str]:

@@ -44,7 +44,7 @@ def test_messy_customers_are_reported_line_by_line_and_counts_reconcile(tmp_path
 
     assert (report.read, report.inserted, report.updated, report.rejected) == (7, 2, 0, 5)
     assert report.reconciles
-    assert report.dialect == "CSV, semicolon-delimited, utf-8-sig"
+    assert report.dialect == "CSV, semicolon-delimited, UTF-8"
     assert error_rows(errors) == [
         ["3", "email", "not-an-email", "email: 'not-an-email' is not a valid e-mail address"],
         ["4", "external_id", "", "external_id is empty"],
@@ -92,7 +92,7 @@ def test_whitespace_aligned_transaction_log_creates_customers_and_derives_stable
 
     assert (report.read, report.inserted, report.updated, report.rejected) == (7, 3, 0, 4)
     assert report.customers_created == 2
-    assert report.dialect == "CSV, whitespace-delimited, utf-8-sig"
+    assert report.dialect == "CSV, whitespace-delimited, UTF-8"
     assert [row[:2] for row in error_rows(errors)] == [["5", "date"], ["6", "date"], ["7", "amount"], ["8", "amount"]]
     assert error_rows(errors)[3][3] == "total: '1.999' has more than 2 decimal places"
     # Two identical lines are two purchases; their ids differ only by occurrence.
