@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
@@ -55,8 +57,10 @@ class CustomerAdmin(admin.ModelAdmin):
         return customer.orders.count()
 
     @admin.display(description="revenue")
-    def revenue(self, customer: Customer):
-        return customer.orders.aggregate(total=Sum("total"))["total"] or 0
+    def revenue(self, customer: Customer) -> str:
+        # SQLite sums decimals as floats; show cents either way.
+        total = customer.orders.aggregate(total=Sum("total"))["total"] or 0
+        return f"{Decimal(total):.2f}"
 
 
 @admin.register(Product)

@@ -29,6 +29,9 @@ class PostgresWriter:
         self.model = schema.model
         self.table = self._q(self.model._meta.db_table)
         self._stage_created: set[int] = set()
+        # Natural keys of referenced rows this import already made sure exist: a customer named by
+        # every tenth order is then looked up once per import, not once per batch.
+        self._ensured: dict[str, set[str]] = {name: set() for name in schema.references}
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -74,7 +77,7 @@ class PostgresWriter:
             # The planner knows nothing of a fresh temporary table; without statistics it may
             # pick a nested loop over the whole target.
             cursor.execute(f"ANALYZE {STAGE_TABLE}")
-            self._resolve(cursor, outcome)
+            self._resolve(cursor, batch, outcome)
             if self._has_blanks(cursor):
                 outcome.updated = self._update(cursor)
                 outcome.inserted = self._insert(cursor, on_conflict="DO NOTHING")
@@ -98,16 +101,21 @@ class PostgresWriter:
                     record.append(value)
                 copy.write_row(record)
 
-    def _resolve(self, cursor, outcome: Outcome) -> None:
+    def _resolve(self, cursor, batch: Batch, outcome: Outcome) -> None:
         for name, ref in self.schema.references.items():
             ref_table = self._q(ref.model._meta.db_table)
             lookup = self._q(ref.model._meta.get_field(ref.lookup).column)
             if ref.create_missing:
-                cursor.execute(
-                    f"INSERT INTO {ref_table} ({lookup}) SELECT DISTINCT s.{self._q(name)} FROM {STAGE_TABLE} s "
-                    f"ON CONFLICT ({lookup}) DO NOTHING"
-                )
-                outcome.customers_created += cursor.rowcount
+                ensured = self._ensured[name]
+                # Sorted, so two imports creating the same customers lock them in the same order.
+                fresh = sorted({row[name] for row in batch.rows} - ensured)
+                if fresh:
+                    cursor.execute(
+                        f"INSERT INTO {ref_table} ({lookup}) SELECT unnest(%s::text[]) ON CONFLICT ({lookup}) DO NOTHING",
+                        [fresh],
+                    )
+                    outcome.customers_created += cursor.rowcount
+                    ensured.update(fresh)
                 continue
             cursor.execute(
                 f"DELETE FROM {STAGE_TABLE} s WHERE NOT EXISTS "
