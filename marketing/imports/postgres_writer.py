@@ -74,9 +74,6 @@ class PostgresWriter:
             else:
                 cursor.execute(f"TRUNCATE {STAGE_TABLE}")
             self._copy(cursor, batch)
-            # The planner knows nothing of a fresh temporary table; without statistics it may
-            # pick a nested loop over the whole target.
-            cursor.execute(f"ANALYZE {STAGE_TABLE}")
             self._resolve(cursor, batch, outcome)
             if self._has_blanks(cursor):
                 outcome.updated = self._update(cursor)
