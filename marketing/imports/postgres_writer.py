@@ -7,6 +7,8 @@ of the existing rows and one `INSERT ... ON CONFLICT DO NOTHING` of the new ones
 """
 
 import json
+import re
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -62,7 +64,7 @@ class PostgresWriter:
             with self.connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
 
-    def write(self, batch: Batch) -> Outcome:
+    def write(self, batch: Batch, payload: bytes | None = None) -> Outcome:
         outcome = Outcome()
         if not batch.rows:
             return outcome
@@ -73,7 +75,7 @@ class PostgresWriter:
                 self._create_stage(cursor)
             else:
                 cursor.execute(f"TRUNCATE {STAGE_TABLE}")
-            self._copy(cursor, batch)
+            self._copy(cursor, payload if payload is not None else self.encode(batch))
             self._resolve(cursor, batch, outcome)
             if self._has_blanks(cursor):
                 outcome.updated = self._update(cursor)
@@ -85,18 +87,24 @@ class PostgresWriter:
                 outcome.kept_suppressed = keep_suppressed_opted_out(batch.rows, timezone.now(), dry_run=False)
         return outcome
 
-    def _copy(self, cursor, batch: Batch) -> None:
-        columns = ", ".join(["line"] + [self._q(name) for name in self.fields])
+    def encode(self, batch: Batch) -> bytes:
+        """Return the batch as COPY text: done by the parsing thread, so the writing thread only sends."""
         json_fields = {name for name in self.fields if isinstance(self.model._meta.get_field(name), models.JSONField)}
+        formats = [_copy_json if name in json_fields else _copy_text for name in self.fields]
+        fields = self.fields
+        lines = []
+        for line, row in zip(batch.lines, batch.rows, strict=True):
+            cells = [str(line)]
+            for name, encode in zip(fields, formats, strict=True):
+                cells.append(encode(row.get(name)))
+            lines.append("\t".join(cells))
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def _copy(self, cursor, payload: bytes) -> None:
+        columns = ", ".join(["line"] + [self._q(name) for name in self.fields])
         with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN") as copy:
-            for line, row in zip(batch.lines, batch.rows, strict=True):
-                record = [line]
-                for name in self.fields:
-                    value = row.get(name)
-                    if name in json_fields and value is not None:
-                        value = json.dumps(value)
-                    record.append(value)
-                copy.write_row(record)
+            copy.write(payload)
 
     def _resolve(self, cursor, batch: Batch, outcome: Outcome) -> None:
         for name, ref in self.schema.references.items():
@@ -218,3 +226,21 @@ class PostgresWriter:
             f"ON CONFLICT ({conflict}) {action}"
         )
         return statement, params
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+def _copy_text(value: Any) -> str:
+    """Return a value in COPY's text format: \\N for NULL, special characters escaped."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    text = value if value.__class__ is str else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    return text.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
+
+
+def _copy_json(value: Any) -> str:
+    return "\\N" if value is None else _copy_text(json.dumps(value))

@@ -5,6 +5,7 @@ fields are merged key by key; references to customers create them when missing, 
 orders and products must exist; an address on the suppression list stays opted out.
 """
 
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -14,6 +15,8 @@ from marketing.imports.batches import Batch, Outcome
 from marketing.imports.orm_writer import OrmWriter
 from marketing.imports.postgres_writer import PostgresWriter
 from marketing.imports.schemas import Schema
+
+WRITER_SWITCH_INTERVAL_S = 0.0005
 
 
 def written_batches(schema: Schema, fields: list[str], batches: Iterable[Batch], *, dry_run: bool) -> Iterator[tuple[Batch, Outcome]]:
@@ -37,11 +40,15 @@ def written_batches(schema: Schema, fields: list[str], batches: Iterable[Batch],
         finally:
             writer.close()
         return
+    # After each database reply the writing thread must win the GIL back from the parsing thread,
+    # which by default keeps it for up to 5 ms: a tenth of that halved import times (measured).
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kairos-import") as pool:
         pending: tuple[Batch, Future] | None = None
         try:
             for batch in batches:
-                future = pool.submit(writer.write, batch)
+                future = pool.submit(writer.write, batch, writer.encode(batch))
                 if pending is not None:
                     yield pending[0], pending[1].result()
                 pending = (batch, future)
@@ -49,6 +56,7 @@ def written_batches(schema: Schema, fields: list[str], batches: Iterable[Batch],
                 yield pending[0], pending[1].result()
         finally:
             pool.submit(_close_in_thread, writer).result()
+            sys.setswitchinterval(switch_interval)
 
 
 def _close_in_thread(writer: PostgresWriter) -> None:

@@ -322,3 +322,15 @@ def test_a_progress_bar_can_follow_the_file_without_changing_the_result(tmp_path
 
     assert (report.read, report.inserted) == (2, 2)
     assert "c.csv" in capsys.readouterr().err
+
+
+def test_backslashes_tabs_and_null_markers_in_cells_arrive_unchanged(tmp_path):
+    content = 'external_id,first_name,city,attributes\nC1,"Back\\slash \\N","tab\there","{""note"": ""a\\\\b \\u00e9 \\""q\\""""}"\n'
+    path = write(tmp_path, "c.csv", content)
+
+    report = import_file("customers", path)
+
+    assert (report.inserted, report.rejected) == (1, 0)
+    customer = Customer.objects.get()
+    assert (customer.first_name, customer.city) == ("Back\\slash \\N", "tab\there")
+    assert customer.attributes == {"note": 'a\\b é "q"'}
