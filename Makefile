@@ -40,6 +40,7 @@ test-sqlite:
 
 run: $(VENV)/.installed
 	bash .ci/services.sh
+	mkdir -p var
 	$(DEV_ENV) $(PY) manage.py migrate --verbosity 0
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(DEV_ENV) bash -c '\
 		trap "kill 0" EXIT; \
