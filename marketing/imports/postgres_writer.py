@@ -8,6 +8,7 @@ of the existing rows and one `INSERT ... ON CONFLICT DO NOTHING` of the new ones
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
@@ -147,23 +148,30 @@ class PostgresWriter:
 
     def _update(self, cursor) -> int:
         source, expressions = self._source()
-        assignments = []
-        for name in self.fields:
-            if name in self.schema.key:
-                continue
-            column = self._q(self._column(name))
-            value = expressions[name]
-            if isinstance(self.model._meta.get_field(name), models.JSONField):
-                assignments.append(f"{column} = t.{column} || COALESCE({value}, '{{}}'::jsonb)")
-            else:
-                assignments.append(f"{column} = COALESCE({value}, t.{column})")
-        if has_field(self.model, "updated_at"):
-            assignments.append('"updated_at" = now()')
+        assignments = self._assignments("t", lambda name: expressions[name], keep_stored=True)
         if not assignments:
             assignments.append(f"{self._q(self._column(self.schema.key[0]))} = t.{self._q(self._column(self.schema.key[0]))}")
         where = " AND ".join(f"t.{self._q(self._column(name))} = {expressions[name]}" for name in self.schema.key)
         cursor.execute(f"UPDATE {self.table} t SET {', '.join(assignments)} FROM {source} WHERE {where}")
         return cursor.rowcount
+
+    def _assignments(self, target: str, incoming: Callable[[str], str], *, keep_stored: bool) -> list[str]:
+        """Return the SET list: JSON merged by key; with `keep_stored`, a NULL (blank) keeps the stored value."""
+        assignments = []
+        for name in self.fields:
+            if name in self.schema.key:
+                continue
+            column = self._q(self._column(name))
+            value = incoming(name)
+            if isinstance(self.model._meta.get_field(name), models.JSONField):
+                assignments.append(f"{column} = {target}.{column} || COALESCE({value}, '{{}}'::jsonb)")
+            elif keep_stored:
+                assignments.append(f"{column} = COALESCE({value}, {target}.{column})")
+            else:
+                assignments.append(f"{column} = {value}")
+        if has_field(self.model, "updated_at"):
+            assignments.append('"updated_at" = now()')
+        return assignments
 
     def _plain_fields(self) -> list[str]:
         """Return the written fields that a blank cell leaves alone (not the key, not JSON)."""
@@ -181,17 +189,7 @@ class PostgresWriter:
         return cursor.fetchone()[0]
 
     def _upsert(self, cursor) -> tuple[int, int]:
-        assignments = []
-        for name in self.fields:
-            if name in self.schema.key:
-                continue
-            column = self._q(self._column(name))
-            if isinstance(self.model._meta.get_field(name), models.JSONField):
-                assignments.append(f"{column} = {self.table}.{column} || EXCLUDED.{column}")
-            else:
-                assignments.append(f"{column} = EXCLUDED.{column}")
-        if has_field(self.model, "updated_at"):
-            assignments.append('"updated_at" = now()')
+        assignments = self._assignments(self.table, lambda name: f"EXCLUDED.{self._q(self._column(name))}", keep_stored=False)
         action = f"DO UPDATE SET {', '.join(assignments)}" if assignments else "DO NOTHING"
         statement, params = self._insert_statement(action)
         # xmax is 0 on a freshly inserted row version and set on one that ON CONFLICT updated.
