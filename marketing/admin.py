@@ -97,6 +97,16 @@ class OrderAdmin(admin.ModelAdmin):
         return order.line_count
 
 
+@admin.register(OrderLine)
+class OrderLineAdmin(admin.ModelAdmin):
+    list_display = ["order", "product", "quantity", "unit_price"]
+    list_filter = ["product__category"]
+    search_fields = ["order__external_id", "product__sku", "product__name"]
+    list_select_related = ["order", "product"]
+    raw_id_fields = ["order", "product"]
+    show_full_result_count = False
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ["name", "customer", "occurred_at"]

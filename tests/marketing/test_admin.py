@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from marketing.models import Consent, Customer, Suppression, SuppressionReason
 from marketing.suppression import email_hash
-from tests.factories import CustomerFactory, EventFactory, OrderFactory, ProductFactory
+from tests.factories import CustomerFactory, EventFactory, OrderFactory, OrderLineFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def listed(response) -> list[int]:
     return sorted(obj.pk for obj in response.context["cl"].result_list)
 
 
-@pytest.mark.parametrize("model", ["customer", "product", "order", "event", "suppression"])
+@pytest.mark.parametrize("model", ["customer", "product", "order", "orderline", "event", "suppression"])
 def test_every_audience_list_opens(staff, model):
     response = staff.get(reverse(f"admin:marketing_{model}_changelist"))
 
@@ -70,6 +70,16 @@ def test_products_filter_by_stock(staff):
     response = staff.get(reverse("admin:marketing_product_changelist"), {"in_stock__exact": "0"})
 
     assert listed(response) == [gone.pk]
+
+
+def test_order_lines_are_searchable_by_sku(staff):
+    mug = ProductFactory(sku="MUG-1")
+    line = OrderLineFactory(product=mug)
+    OrderLineFactory()
+
+    response = staff.get(reverse("admin:marketing_orderline_changelist"), {"q": "MUG-1"})
+
+    assert listed(response) == [line.pk]
 
 
 def test_events_filter_by_name(staff):
