@@ -4,8 +4,10 @@ Columns that importers write with raw SQL carry `db_default`s, so a row inserted
 gets the same defaults as one saved through it.
 """
 
+from datetime import timedelta
+
 from django.db import models
-from django.db.models import Exists, OuterRef
+from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef
 from django.db.models.functions import Now
 
 from marketing.suppression import email_hash
@@ -210,3 +212,115 @@ class Suppression(models.Model):
     @classmethod
     def is_suppressed(cls, email: str) -> bool:
         return cls.objects.filter(email_hash=email_hash(email)).exists()
+
+
+class SegmentKind(models.TextChoices):
+    DYNAMIC = "dynamic", "Dynamic (rules, refreshed)"
+    STATIC = "static", "Static (a list)"
+
+
+class Match(models.TextChoices):
+    ALL = "all", "All rules"
+    ANY = "any", "Any rule"
+
+
+class SegmentQuerySet(models.QuerySet):
+    def due(self, now) -> "SegmentQuerySet":
+        """Dynamic segments whose refresh interval has passed (or that were never refreshed)."""
+        interval = ExpressionWrapper(F("refresh_every_minutes") * timedelta(minutes=1), output_field=DurationField())
+        return self.filter(kind=SegmentKind.DYNAMIC).filter(
+            models.Q(last_calculated_at__isnull=True) | models.Q(last_calculated_at__lte=now - interval)
+        )
+
+
+class Segment(models.Model):
+    """A set of customers: dynamic ones match rules and are refreshed; static ones are lists."""
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=8, choices=SegmentKind.choices, default=SegmentKind.DYNAMIC)
+    match = models.CharField(max_length=3, choices=Match.choices, default=Match.ALL)
+    refresh_every_minutes = models.PositiveIntegerField(default=60)
+    # Recalculation state, in columns so the admin and the scheduler can read it. A refresh holds
+    # the segment's row lock while it runs, so no flag can be left stuck by a crashed worker.
+    size = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0, help_text="Bumped by every refresh that changed membership.")
+    last_calculated_at = models.DateTimeField(null=True, blank=True)
+    errors_calculating = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SegmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["name"], name="segment_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentRule(models.Model):
+    """One condition of a segment: a registered rule type and its JSON configuration."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveIntegerField(default=0)
+    type = models.CharField(max_length=32)
+    config = models.JSONField(
+        default=dict, blank=True,
+        help_text='Depends on the type, e.g. {"field": "country", "op": "in", "value": ["DE", "AT"]}.',
+    )
+    negate = models.BooleanField(default=False, help_text="Match customers for whom the rule is false.")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{'not ' if self.negate else ''}{self.type} {self.config}"
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships", db_constraint=False)
+    entered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "customer"], name="segment_membership_unique")]
+        indexes = [models.Index(fields=["customer"], name="membership_customer")]
+
+
+class SegmentChangeKind(models.TextChoices):
+    ENTERED = "entered", "Entered"
+    EXITED = "exited", "Exited"
+
+
+class SegmentChange(models.Model):
+    """A customer entering or leaving a segment, kept so that campaign triggers can react to it."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="segment_changes", db_constraint=False)
+    kind = models.CharField(max_length=8, choices=SegmentChangeKind.choices)
+    version = models.PositiveIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["segment", "version"], name="segment_change_version"),
+            models.Index(fields=["at"], name="segment_change_at"),
+        ]
+
+
+class SegmentSize(models.Model):
+    """The segment's size after each refresh, for the chart on its page."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="sizes")
+    at = models.DateTimeField()
+    size = models.PositiveIntegerField()
+    entered = models.PositiveIntegerField()
+    exited = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["at"]
+        indexes = [models.Index(fields=["segment", "at"], name="segment_size_time")]
