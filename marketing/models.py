@@ -289,6 +289,9 @@ class SegmentMembership(models.Model):
         constraints = [models.UniqueConstraint(fields=["segment", "customer"], name="segment_membership_unique")]
         indexes = [models.Index(fields=["customer"], name="membership_customer")]
 
+    def __str__(self) -> str:
+        return f"{self.customer_id} in {self.segment_id}"
+
 
 class SegmentChangeKind(models.TextChoices):
     ENTERED = "entered", "Entered"
@@ -311,6 +314,9 @@ class SegmentChange(models.Model):
             models.Index(fields=["at"], name="segment_change_at"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.kind} {self.segment_id} at {self.at:%Y-%m-%d %H:%M}"
+
 
 class SegmentSize(models.Model):
     """The segment's size after each refresh, for the chart on its page."""
@@ -324,3 +330,6 @@ class SegmentSize(models.Model):
     class Meta:
         ordering = ["at"]
         indexes = [models.Index(fields=["segment", "at"], name="segment_size_time")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}: {self.size} at {self.at:%Y-%m-%d %H:%M}"

@@ -228,9 +228,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 # Every task's queue is declared here, by task name; Celery 6 drops the per-task queue option.
 CELERY_TASK_ROUTES = {
     "marketing.import_file": {"queue": Queue.IMPORTS.value},
+    "marketing.refresh_segment": {"queue": Queue.SEGMENTS.value},
+    "marketing.refresh_due_segments": {"queue": Queue.SEGMENTS.value},
+    "marketing.refresh_all_segments": {"queue": Queue.SEGMENTS.value},
 }
 # Every periodic task is declared here, each with an expiry so a backlog never piles up.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "refresh-due-segments": {
+        "task": "marketing.refresh_due_segments",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+}
 
 # Production hardening: on whenever DEBUG is off; each can be relaxed behind a TLS proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None

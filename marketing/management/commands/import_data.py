@@ -2,8 +2,10 @@ import sys
 from contextlib import ExitStack
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from marketing.imports import KINDS, ImportFailed, import_file, parse_map_options
+from marketing.tasks import refresh_all_segments_task
 
 SHOWN_ERRORS = 10
 
@@ -53,6 +55,9 @@ class Command(BaseCommand):
                 )
             except ImportFailed as error:
                 raise CommandError(str(error)) from None
+        if not report.dry_run and (report.inserted or report.updated):
+            # Dynamic segments follow the audience: refresh them once this import is committed.
+            transaction.on_commit(refresh_all_segments_task.delay)
         self.stdout.write(f"{report.source} ({report.dialect})")
         self.stdout.write(report.summary() + (" (dry run: nothing written)" if report.dry_run else ""))
         if report.rejected:

@@ -1,0 +1,104 @@
+"""Purchase behaviour: {"measure": "order_count", "op": "at_least", "value": 3, "within_days": 90}.
+
+Measures: order_count, revenue, average_order_value, days_since_last_order. Only completed
+orders placed up to now count. A customer without such orders has 0 orders and 0 revenue, and
+no average order value or days since the last order, so rules on those two never select them.
+Each rule compiles to `id IN (SELECT customer_id ... GROUP BY customer_id HAVING ...)`, which
+PostgreSQL runs as one hashed semi-join rather than a subquery per customer.
+"""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+
+from marketing.models import Order, OrderStatus
+from marketing.segments.registry import Facts, RuleError, RuleType, one_of, only_keys, rule_types
+from marketing.segments.rule_types._windows import clean_window, in_window, window_start
+
+MEASURES = ("order_count", "revenue", "average_order_value", "days_since_last_order")
+OPS = ("at_least", "at_most")
+
+
+def _orders(start: datetime | None, now: datetime) -> QuerySet:
+    orders = Order.objects.filter(status=OrderStatus.COMPLETED, placed_at__lte=now)
+    return orders.filter(placed_at__gte=start) if start is not None else orders
+
+
+def _customers_where(start: datetime | None, now: datetime, **having: Any) -> Q:
+    grouped = _orders(start, now).order_by().values("customer_id").annotate(
+        orders=Count("id"), revenue=Sum("total"), last_order=Max("placed_at")
+    )
+    return Q(pk__in=grouped.filter(**having).values("customer_id"))
+
+
+@rule_types.register("purchase")
+class PurchaseRule(RuleType):
+    label = "Purchase behaviour"
+    example = {"measure": "order_count", "op": "at_least", "value": 3, "within_days": 90}
+
+    def clean(self, config: dict[str, Any]) -> dict[str, Any]:
+        only_keys(config, {"measure", "op", "value", "within_days"})
+        measure = one_of(config, "measure", MEASURES)
+        cleaned: dict[str, Any] = {"measure": measure, "op": one_of(config, "op", OPS)}
+        value = config.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise RuleError("value", f"{value!r} is not a number")
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            raise RuleError("value", f"{value!r} is not a number") from None
+        if not number.is_finite() or number < 0:
+            raise RuleError("value", "must be a number of at least 0")
+        if measure in ("order_count", "days_since_last_order") and number != number.to_integral_value():
+            raise RuleError("value", "must be a whole number")
+        cleaned["value"] = int(number) if measure in ("order_count", "days_since_last_order") else str(number)
+        window = clean_window(config)
+        if window is not None:
+            if measure == "days_since_last_order":
+                raise RuleError("within_days", "does not apply to days_since_last_order")
+            cleaned["within_days"] = window
+        return cleaned
+
+    def condition(self, config: dict[str, Any], now: datetime) -> Q:
+        measure, op, start = config["measure"], config["op"], window_start(config, now)
+        value = Decimal(str(config["value"]))
+        if measure == "order_count":
+            if op == "at_least":
+                return Q() if value <= 0 else _customers_where(start, now, orders__gte=value)
+            return ~_customers_where(start, now, orders__gt=value)
+        if measure == "revenue":
+            if op == "at_least":
+                return Q() if value <= 0 else _customers_where(start, now, revenue__gte=value)
+            return ~_customers_where(start, now, revenue__gt=value)
+        if measure == "average_order_value":
+            # revenue / orders compared as revenue against value × orders: exact, no division.
+            if op == "at_least":
+                return _customers_where(start, now, revenue__gte=F("orders") * value)
+            return _customers_where(start, now, revenue__lte=F("orders") * value)
+        threshold = now - timedelta(days=int(value))
+        if op == "at_least":
+            return _customers_where(None, now, last_order__lte=threshold)
+        return _customers_where(None, now, last_order__gte=threshold)
+
+    def matches(self, config: dict[str, Any], facts: Facts, now: datetime) -> bool:
+        measure, op, start = config["measure"], config["op"], window_start(config, now)
+        value = Decimal(str(config["value"]))
+        orders = [o for o in facts.orders if o.status == OrderStatus.COMPLETED and in_window(o.placed_at, start, now)]
+        if measure == "order_count":
+            amount = Decimal(len(orders))
+        elif measure == "revenue":
+            amount = sum((o.total for o in orders), Decimal(0))
+        elif measure == "average_order_value":
+            if not orders:
+                return False
+            revenue = sum((o.total for o in orders), Decimal(0))
+            return revenue >= value * len(orders) if op == "at_least" else revenue <= value * len(orders)
+        else:
+            if not orders:
+                return False
+            last = max(o.placed_at for o in orders)
+            threshold = now - timedelta(days=int(value))
+            return last <= threshold if op == "at_least" else last >= threshold
+        return amount >= value if op == "at_least" else amount <= value
