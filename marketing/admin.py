@@ -154,3 +154,4 @@ class SuppressionAdmin(admin.ModelAdmin):
         if "@" in search_term:
             return queryset.filter(email_hash=email_hash(search_term)), False
         return super().get_search_results(request, queryset, search_term)
+from marketing.segments import admin as segment_admin  # noqa: E402,F401

@@ -38,7 +38,7 @@ def rule_examples() -> list[tuple[str, str, str]]:
 class SegmentRuleForm(forms.ModelForm):
     # Any text is accepted here so that an unknown type is refused by check_rules, with its list
     # of known types, rather than by a bare "not one of the choices".
-    type = forms.CharField(max_length=32, widget=forms.Select)
+    type = forms.CharField(widget=forms.Select)
 
     class Meta:
         model = SegmentRule

@@ -10,6 +10,9 @@ from typing import Any, ClassVar
 
 from django.db.models import Q
 
+# True for every customer, and false once negated: an empty Q() would stay empty under ~.
+EVERYONE = Q(pk__isnull=False)
+
 
 class RuleError(ValueError):
     """A rule's configuration is wrong; `field` names the key of the config at fault."""

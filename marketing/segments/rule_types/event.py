@@ -12,7 +12,16 @@ from django.db.models import Count, Q
 
 from marketing.imports.values import event_name
 from marketing.models import Event
-from marketing.segments.registry import Facts, RuleError, RuleType, one_of, only_keys, rule_types, whole_number
+from marketing.segments.registry import (
+    EVERYONE,
+    Facts,
+    RuleError,
+    RuleType,
+    one_of,
+    only_keys,
+    rule_types,
+    whole_number,
+)
 from marketing.segments.rule_types._windows import clean_window, in_window, window_start
 
 OPS = ("at_least", "at_most")
@@ -56,7 +65,7 @@ class EventRule(RuleType):
         count = config["count"]
         if config["op"] == "at_least":
             if count <= 0:
-                return Q()
+                return EVERYONE
             return Q(pk__in=grouped.filter(times__gte=count).values("customer_id"))
         return ~Q(pk__in=grouped.filter(times__gt=count).values("customer_id"))
 

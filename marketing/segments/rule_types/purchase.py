@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 
 from marketing.models import Order, OrderStatus
-from marketing.segments.registry import Facts, RuleError, RuleType, one_of, only_keys, rule_types
+from marketing.segments.registry import EVERYONE, Facts, RuleError, RuleType, one_of, only_keys, rule_types
 from marketing.segments.rule_types._windows import clean_window, in_window, window_start
 
 MEASURES = ("order_count", "revenue", "average_order_value", "days_since_last_order")
@@ -66,11 +66,11 @@ class PurchaseRule(RuleType):
         value = Decimal(str(config["value"]))
         if measure == "order_count":
             if op == "at_least":
-                return Q() if value <= 0 else _customers_where(start, now, orders__gte=value)
+                return EVERYONE if value <= 0 else _customers_where(start, now, orders__gte=value)
             return ~_customers_where(start, now, orders__gt=value)
         if measure == "revenue":
             if op == "at_least":
-                return Q() if value <= 0 else _customers_where(start, now, revenue__gte=value)
+                return EVERYONE if value <= 0 else _customers_where(start, now, revenue__gte=value)
             return ~_customers_where(start, now, revenue__gt=value)
         if measure == "average_order_value":
             # revenue / orders compared as revenue against value × orders: exact, no division.
