@@ -7,7 +7,7 @@ gets the same defaults as one saved through it.
 from datetime import timedelta
 
 from django.db import models
-from django.db.models import DurationField, Exists, ExpressionWrapper, F, OuterRef
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
 from marketing.suppression import email_hash
@@ -225,12 +225,8 @@ class Match(models.TextChoices):
 
 
 class SegmentQuerySet(models.QuerySet):
-    def due(self, now) -> "SegmentQuerySet":
-        """Dynamic segments whose refresh interval has passed (or that were never refreshed)."""
-        interval = ExpressionWrapper(F("refresh_every_minutes") * timedelta(minutes=1), output_field=DurationField())
-        return self.filter(kind=SegmentKind.DYNAMIC).filter(
-            models.Q(last_calculated_at__isnull=True) | models.Q(last_calculated_at__lte=now - interval)
-        )
+    def dynamic(self) -> "SegmentQuerySet":
+        return self.filter(kind=SegmentKind.DYNAMIC)
 
 
 class Segment(models.Model):
@@ -259,6 +255,10 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_due(self, now) -> bool:
+        """Whether its refresh interval has passed (a segment never refreshed is due)."""
+        return self.last_calculated_at is None or self.last_calculated_at + timedelta(minutes=self.refresh_every_minutes) <= now
 
 
 class SegmentRule(models.Model):

@@ -10,7 +10,8 @@ from django.db.models import Q, QuerySet
 from marketing.models import Customer, Match, SegmentRule
 from marketing.segments.registry import RuleError, rule_types
 
-NOTHING = Q(pk__in=[])
+# Never true, and true once negated; Q(pk__in=[]) would make the whole query fail to compile.
+NOTHING = Q(pk__isnull=True)
 
 
 @dataclass(frozen=True)
