@@ -1,0 +1,116 @@
+"""The rule registry and each rule type's save-time checks, which name the key at fault."""
+
+from datetime import datetime
+
+import pytest
+from django.conf import settings
+from django.db.models import Q
+
+from marketing.celery import app as celery_app
+from marketing.models import Segment
+from marketing.queues import Queue
+from marketing.segments.compiler import RuleSpec, check_rules
+from marketing.segments.registry import Facts, RuleError, RuleType, rule_types
+
+pytestmark = pytest.mark.django_db
+
+
+class EveryoneRule(RuleType):
+    label = "Everyone"
+    example: dict = {}
+
+    def clean(self, config: dict) -> dict:
+        return {}
+
+    def condition(self, config: dict, now: datetime) -> Q:
+        return Q(pk__isnull=False)
+
+    def matches(self, config: dict, facts: Facts, now: datetime) -> bool:
+        return True
+
+
+def test_registering_a_key_twice_fails_loudly():
+    with rule_types.temporarily("everyone", EveryoneRule), pytest.raises(ValueError, match="'everyone' is registered twice"):
+        rule_types.register("everyone")(EveryoneRule)
+
+
+def test_a_rule_type_registered_for_a_test_is_gone_afterwards():
+    with rule_types.temporarily("everyone", EveryoneRule):
+        assert "everyone" in rule_types
+
+    assert "everyone" not in rule_types
+
+
+def test_the_built_in_rule_types_are_registered():
+    assert [key for key, _ in rule_types.choices()] == ["attribute", "bought", "consent", "event", "purchase", "segment"]
+
+
+@pytest.mark.parametrize(
+    ("rule_type", "config", "field", "message"),
+    [
+        ("nope", {}, "type", "unknown rule type 'nope'; known types: attribute, bought, consent, event, purchase, segment"),
+        ("attribute", {"field": "password", "op": "equals", "value": "x"}, "field", "'password' is not a field"),
+        ("attribute", {"field": "country", "op": "before", "value": "x"}, "op", "'before' is not one of equals, in, contains, is_set"),
+        ("attribute", {"field": "country", "op": "in", "value": []}, "value", "in takes a non-empty list of text values"),
+        ("attribute", {"field": "birth_date", "op": "after", "value": "31/12/2000"}, "value", "'31/12/2000' is not a date such as 2024-12-31"),
+        ("attribute", {"field": "attributes.a__b", "op": "is_set"}, "field", "custom attribute 'a__b' must be letters, digits and single underscores"),
+        ("attribute", {"field": "attributes.pets", "attribute_type": "number", "op": "greater_than", "value": "2"}, "value", "'2' is not a number"),
+        ("attribute", {"field": "country", "op": "is_set", "colour": "red"}, "colour", "is not a setting of this rule"),
+        ("purchase", {"measure": "profit", "op": "at_least", "value": 1}, "measure", "'profit' is not one of order_count"),
+        ("purchase", {"measure": "revenue", "op": "at_least", "value": -5}, "value", "must be a number of at least 0"),
+        ("purchase", {"measure": "order_count", "op": "at_least", "value": 1.5}, "value", "must be a whole number"),
+        ("purchase", {"measure": "days_since_last_order", "op": "at_least", "value": 30, "within_days": 7}, "within_days", "does not apply to days_since_last_order"),
+        ("bought", {"product": "A", "category": "B"}, "product", "name exactly one of product (a SKU) or category"),
+        ("event", {"name": "Viewed Product", "op": "at_least", "count": 1}, "name", "'Viewed Product' is not an event name"),
+        ("event", {"name": "product_viewed", "op": "at_least", "count": -1}, "count", "must be at least 0"),
+        ("event", {"name": "product_viewed", "op": "at_least", "count": 1, "within_days": 0}, "within_days", "must be at least 1"),
+        ("consent", {"state": "maybe"}, "state", "'maybe' is not one of opted_in, opted_out, unknown, suppressed, mailable"),
+        ("segment", {"segment": 999999}, "segment", "there is no segment with id 999999"),
+    ],
+)
+def test_bad_configs_are_refused_with_the_key_at_fault(rule_type, config, field, message):
+    _, problems = check_rules(None, [RuleSpec(rule_type, config)])
+
+    assert [(p.index, p.field) for p in problems] == [(0, field)]
+    assert problems[0].message.startswith(message)
+
+
+def test_clean_normalises_what_it_accepts():
+    cleaned, problems = check_rules(None, [
+        RuleSpec("attribute", {"field": "birth_date", "op": "before", "value": "2000-01-31"}),
+        RuleSpec("purchase", {"measure": "revenue", "op": "at_least", "value": 99.5, "within_days": 30}),
+    ])
+
+    assert problems == []
+    assert [spec.config for spec in cleaned] == [
+        {"field": "birth_date", "op": "before", "value": "2000-01-31"},
+        {"measure": "revenue", "op": "at_least", "value": "99.5", "within_days": 30},
+    ]
+
+
+def test_a_rule_that_would_close_a_cycle_is_refused_with_the_path():
+    buyers = Segment.objects.create(name="Buyers")
+    vips = Segment.objects.create(name="VIPs")
+    vips.rules.create(type="segment", config={"segment": buyers.pk})
+
+    _, problems = check_rules(buyers.pk, [RuleSpec("segment", {"segment": vips.pk})])
+
+    assert [(p.field, p.message) for p in problems] == [("segment", "would make a cycle: Buyers → VIPs → Buyers")]
+
+
+def test_rule_error_names_its_field():
+    error = RuleError("value", "is wrong")
+
+    assert (error.field, error.message, str(error)) == ("value", "is wrong", "value: is wrong")
+
+
+@pytest.mark.parametrize("task", ["marketing.refresh_segment", "marketing.refresh_due_segments", "marketing.refresh_all_segments"])
+def test_segment_tasks_run_on_the_segments_queue(task):
+    assert task in celery_app.tasks
+    assert celery_app.amqp.router.route({}, task)["queue"].name == Queue.SEGMENTS
+
+
+def test_due_segments_are_refreshed_every_minute_with_an_expiry():
+    entry = settings.CELERY_BEAT_SCHEDULE["refresh-due-segments"]
+
+    assert (entry["task"], entry["schedule"], entry["options"]["expires"]) == ("marketing.refresh_due_segments", 60.0, 55)
