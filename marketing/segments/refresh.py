@@ -102,7 +102,8 @@ def _refresh_locked(segment_id: int, now: datetime) -> RefreshResult:
         entries = this_run.filter(kind=SegmentChangeKind.ENTERED).order_by().values("segment_id", "customer_id", "at")
         sql, params = entries.query.sql_with_params()
         _insert_select(SegmentMembership._meta.db_table, "segment_id, customer_id, entered_at", sql, list(params))
-    size = segment.size + entered - exited
+    # Counted, not derived from the last size: deleting customers removes memberships without a refresh.
+    size = members.count()
     changed = bool(entered or exited)
     Segment.objects.filter(pk=segment.pk).update(
         size=size, version=version if changed else segment.version, last_calculated_at=now,

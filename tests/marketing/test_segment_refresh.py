@@ -244,3 +244,16 @@ def test_a_second_refresh_of_the_same_segment_skips_while_the_first_holds_it():
     assert (result.refreshed, result.entered) == (False, 0)
     assert SegmentMembership.objects.count() == 0
     assert refresh_segment(germans.pk, NOW).entered == 1
+
+
+def test_size_is_counted_after_customers_were_deleted_between_refreshes():
+    CustomerFactory(external_id="DE1", country="DE")
+    gone = CustomerFactory(external_id="DE2", country="DE")
+    germans = segment_of("Germans", ("attribute", {"field": "country", "op": "equals", "value": "DE"}))
+    refresh_segment(germans.pk, NOW)
+    gone.delete()
+
+    result = refresh_segment(germans.pk, NOW + timedelta(hours=1))
+
+    assert (result.size, result.entered, result.exited) == (1, 0, 0)
+    assert members(germans) == ["DE1"]

@@ -10,11 +10,33 @@ from django.core.management.base import BaseCommand
 from marketing.demo.samples import write_samples
 from marketing.demo.store import generate_store
 from marketing.imports import ImportReport, import_file
-from marketing.models import Customer, Suppression, SuppressionReason
+from marketing.models import Customer, Segment, Suppression, SuppressionReason
+from marketing.segments.refresh import RefreshResult, refresh_all_segments
 
 DEMO_SEED = 7
 DEMO_DAYS = 365
 UNSUBSCRIBED_READERS = 5
+# (name, match, [(rule type, config, negate)]): what a shop's marketer would set up first.
+DEMO_SEGMENTS = [
+    ("Mailable", "all", [("consent", {"state": "mailable"}, False)]),
+    ("Loyal buyers", "all", [("purchase", {"measure": "order_count", "op": "at_least", "value": 3, "within_days": 365}, False)]),
+    ("Lapsing buyers", "all", [
+        ("purchase", {"measure": "order_count", "op": "at_least", "value": 2}, False),
+        ("purchase", {"measure": "days_since_last_order", "op": "at_least", "value": 90}, False),
+    ]),
+    ("Browsed, did not buy", "all", [
+        ("event", {"name": "product_viewed", "op": "at_least", "count": 3, "within_days": 14}, False),
+        ("purchase", {"measure": "order_count", "op": "at_least", "value": 1, "within_days": 14}, True),
+    ]),
+    ("Shoe buyers in DACH", "all", [
+        ("bought", {"category": "shoes"}, False),
+        ("attribute", {"field": "country", "op": "in", "value": ["DE", "AT", "CH"]}, False),
+    ]),
+    ("Mailable lapsing buyers", "all", [
+        ("segment", {"segment": "Lapsing buyers"}, False),
+        ("segment", {"segment": "Mailable"}, False),
+    ]),
+]
 
 
 class Command(BaseCommand):
@@ -56,6 +78,11 @@ class Command(BaseCommand):
         again = import_file("orders", samples.order_log, mapping=log_map)
         self.line(f"imported again: {again.inserted} inserted, {again.updated} matched and left as they were")
 
+        self.step("Segments", "rules compiled to one query each, membership stored as a diff")
+        for result in self.refresh_demo_segments():
+            segment = Segment.objects.get(pk=result.segment_id)
+            self.line(f"{segment.name}: {result.size:,} members ({result.entered:,} entered, {result.exited:,} left)")
+
         self.step("Audience", "")
         self.line(
             f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
@@ -65,6 +92,17 @@ class Command(BaseCommand):
         self.step("Next", "")
         self.line(self.admin_login())
         self.line("make run   starts the web server, a Celery worker and beat; then open http://127.0.0.1:8000/admin/")
+
+    def refresh_demo_segments(self) -> list[RefreshResult]:
+        """Define the demo's segments (once) and refresh them all, nested ones last."""
+        for name, match, rules in DEMO_SEGMENTS:
+            segment, created = Segment.objects.get_or_create(name=name, defaults={"match": match})
+            if created:
+                for position, (rule_type, config, negate) in enumerate(rules):
+                    if rule_type == "segment":
+                        config = {"segment": Segment.objects.get(name=config["segment"]).pk}
+                    segment.rules.create(position=position, type=rule_type, config=config, negate=negate)
+        return refresh_all_segments()
 
     def report(self, report: ImportReport) -> None:
         self.line(f"{report.dialect}: {report.summary()}")
