@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Exists, OuterRef, Q
 
 from marketing.imports.values import event_name
 from marketing.models import Event
@@ -61,13 +61,13 @@ class EventRule(RuleType):
             events = events.filter(occurred_at__gte=start)
         if "property" in config:
             events = events.filter(**{f"properties__{config['property']['key']}": config["property"]["value"]})
-        grouped = events.order_by().values("customer_id").annotate(times=Count("id"))
+        # "At least N": the customer's N-th matching event exists. Correlated EXISTS stop at that
+        # row (an index probe per customer), where counting every customer's events would not.
+        theirs = events.filter(customer_id=OuterRef("pk")).order_by()
         count = config["count"]
         if config["op"] == "at_least":
-            if count <= 0:
-                return EVERYONE
-            return Q(pk__in=grouped.filter(times__gte=count).values("customer_id"))
-        return ~Q(pk__in=grouped.filter(times__gt=count).values("customer_id"))
+            return EVERYONE if count <= 0 else Q(Exists(theirs[count - 1 : count]))
+        return ~Q(Exists(theirs[count : count + 1]))
 
     def matches(self, config: dict[str, Any], facts: Facts, now: datetime) -> bool:
         start = window_start(config, now)

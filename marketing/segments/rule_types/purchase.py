@@ -3,15 +3,15 @@
 Measures: order_count, revenue, average_order_value, days_since_last_order. Only completed
 orders placed up to now count. A customer without such orders has 0 orders and 0 revenue, and
 no average order value or days since the last order, so rules on those two never select them.
-Each rule compiles to `id IN (SELECT customer_id ... GROUP BY customer_id HAVING ...)`, which
-PostgreSQL runs as one hashed semi-join rather than a subquery per customer.
+Order counts compile to a correlated EXISTS of the customer's N-th order; sums, averages and the
+last order to `id IN (SELECT customer_id ... GROUP BY customer_id HAVING ...)`.
 """
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 
 from marketing.models import Order, OrderStatus
 from marketing.segments.registry import EVERYONE, Facts, RuleError, RuleType, one_of, only_keys, rule_types
@@ -65,9 +65,12 @@ class PurchaseRule(RuleType):
         measure, op, start = config["measure"], config["op"], window_start(config, now)
         value = Decimal(str(config["value"]))
         if measure == "order_count":
+            # The customer's N-th order exists: an index probe that stops there (see the event rule).
+            theirs = _orders(start, now).filter(customer_id=OuterRef("pk")).order_by()
+            count = int(value)
             if op == "at_least":
-                return EVERYONE if value <= 0 else _customers_where(start, now, orders__gte=value)
-            return ~_customers_where(start, now, orders__gt=value)
+                return EVERYONE if count <= 0 else Q(Exists(theirs[count - 1 : count]))
+            return ~Q(Exists(theirs[count : count + 1]))
         if measure == "revenue":
             if op == "at_least":
                 return EVERYONE if value <= 0 else _customers_where(start, now, revenue__gte=value)
