@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis answer on 127.0.0.1, installing (apt, as root) and starting them
-# where needed, so `make test` passes on a fresh Debian machine as well as on a prepared one.
+# Make sure PostgreSQL and Redis answer on 127.0.0.1 and Chromium is installed, installing (apt, as
+# root) and starting them where needed, so `make test` passes on a fresh Debian machine too.
 set -euo pipefail
 
 PG_HOST=127.0.0.1
@@ -66,6 +66,15 @@ ensure_redis() {
     redis_ready || { log "Redis does not answer on 127.0.0.1:$REDIS_PORT" >&2; exit 1; }
 }
 
+ensure_chromium() {
+    # The admin's browser tests drive Debian's Chromium; nothing downloads a browser at run time.
+    if [ ! -x /usr/bin/chromium ]; then
+        log "installing Chromium"
+        apt_install chromium
+    fi
+}
+
 ensure_postgres
 ensure_redis
-log "PostgreSQL and Redis are up"
+ensure_chromium
+log "PostgreSQL, Redis and Chromium are ready"
