@@ -39,7 +39,7 @@ test-sqlite:
 	DATABASE_URL=$(TEST_SQLITE) $(BIN)/pytest --create-db -p no:cacheprovider
 
 run: $(VENV)/.installed
-	bash .ci/services.sh
+	bash .ci/services.sh postgres redis
 	mkdir -p var
 	$(DEV_ENV) $(PY) manage.py migrate --verbosity 0
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(DEV_ENV) bash -c '\
@@ -52,8 +52,9 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.installed-dev
-	bash .ci/services.sh
+	bash .ci/services.sh postgres
 	$(PY) bench/import_orders.py --rows $${ROWS:-100000}
+	$(PY) bench/segments.py --customers $${CUSTOMERS:-100000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 outbox

@@ -74,7 +74,14 @@ ensure_chromium() {
     fi
 }
 
-ensure_postgres
-ensure_redis
-ensure_chromium
-log "PostgreSQL, Redis and Chromium are ready"
+# Arguments name what is needed (default: everything the test suite uses).
+wanted=${*:-postgres redis chromium}
+for service in $wanted; do
+    case "$service" in
+        postgres) ensure_postgres ;;
+        redis) ensure_redis ;;
+        chromium) ensure_chromium ;;
+        *) log "unknown service $service" >&2; exit 2 ;;
+    esac
+done
+log "ready: $wanted"
