@@ -39,7 +39,7 @@ test-sqlite:
 	DATABASE_URL=$(TEST_SQLITE) $(BIN)/pytest --create-db -p no:cacheprovider
 
 run: $(VENV)/.installed
-	bash .ci/services.sh postgres redis
+	bash .ci/services.sh redis
 	mkdir -p var
 	$(DEV_ENV) $(PY) manage.py migrate --verbosity 0
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} $(DEV_ENV) bash -c '\
