@@ -48,6 +48,7 @@ class Facts:
     events: tuple[EventFact, ...] = ()
     suppressed: bool = False
     segments: frozenset[int] = frozenset()  # ids of the segments it is a stored member of
+    scores: dict[str, tuple[float, int]] = field(default_factory=dict)  # task → (probability, decile), active model
 
 
 class RuleType(ABC):

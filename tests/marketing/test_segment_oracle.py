@@ -32,6 +32,7 @@ from marketing.segments.compiler import RuleSpec, check_rules, matching_customer
 from marketing.segments.reference import evaluate
 from marketing.segments.registry import EventFact, Facts, OrderFact
 from marketing.suppression import email_hash
+from ml.models import ModelStatus, ModelVersion, Score
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +81,8 @@ customers = st.builds(
     orders=st.lists(orders, min_size=1, max_size=4),
     events=st.lists(events, min_size=1, max_size=6),
     in_other_segment=st.booleans(),
+    score=st.one_of(st.none(), st.tuples(st.integers(0, 20).map(lambda twentieths: twentieths / 20), st.integers(1, 10))),
+    retired_score=st.one_of(st.none(), st.integers(0, 20).map(lambda twentieths: twentieths / 20)),
 )
 
 windows = st.one_of(st.none(), st.integers(min_value=1, max_value=60), st.integers(min_value=1, max_value=400))
@@ -135,6 +138,12 @@ event_rules = st.builds(
     st.sampled_from(EVENT_NAMES), st.sampled_from(["at_least", "at_most"]), st.integers(0, 3), windows,
     st.one_of(st.just({}), st.builds(lambda c: {"property": {"key": "category", "value": c}}, st.sampled_from(["shoes", "home"]))),
 )
+score_rules = st.builds(
+    lambda measure, op, value: {"measure": measure, "op": op, "value": value},
+    st.just("probability"), st.sampled_from(["at_least", "at_most"]), st.integers(0, 20).map(lambda t: t / 20),
+) | st.builds(
+    lambda op, value: {"measure": "decile", "op": op, "value": value}, st.sampled_from(["at_least", "at_most"]), st.integers(1, 10),
+)
 consent_rules = st.builds(lambda s: {"state": s}, st.sampled_from(["opted_in", "opted_out", "unknown", "suppressed", "mailable"]))
 
 rules = st.one_of(
@@ -143,6 +152,7 @@ rules = st.one_of(
     st.tuples(st.just("bought"), bought_rules),
     st.tuples(st.just("event"), event_rules),
     st.tuples(st.just("consent"), consent_rules),
+    st.tuples(st.just("score"), score_rules),
     st.tuples(st.just("segment"), st.just({})),
 )
 segments = st.tuples(st.sampled_from(["all", "any"]), st.lists(st.tuples(rules, st.booleans()), min_size=1, max_size=2))
@@ -185,6 +195,14 @@ def store(drawn: list[dict], other: Segment) -> dict[int, Facts]:
         for order, o in zip(orders, drawn_orders, strict=True)
         for sku in sorted(o["skus"])
     ])
+    active = ModelVersion.objects.create(version=2, status=ModelStatus.ACTIVE)
+    retired = ModelVersion.objects.create(version=1, status=ModelStatus.RETIRED)
+    Score.objects.bulk_create(
+        [Score(customer_id=row.pk, model_version=active, probability=person["score"][0], decile=person["score"][1], scored_at=NOW)
+         for row, person in zip(rows, drawn, strict=True) if person["score"] is not None]
+        + [Score(customer_id=row.pk, model_version=retired, probability=person["retired_score"], decile=1, scored_at=NOW)
+           for row, person in zip(rows, drawn, strict=True) if person["retired_score"] is not None]
+    )
     Event.objects.bulk_create([
         Event(external_id=f"E{number}-{index}", customer_id=row.pk, name=e["name"], occurred_at=e["occurred_at"], properties=e["properties"])
         for number, (row, person) in enumerate(zip(rows, drawn, strict=True))
@@ -205,6 +223,7 @@ def store(drawn: list[dict], other: Segment) -> dict[int, Facts]:
             events=tuple(EventFact(e["name"], e["occurred_at"], e["properties"]) for e in person["events"]),
             suppressed=bool(email and person["suppressed"]),
             segments=frozenset({other.pk} if person["in_other_segment"] else ()),
+            scores={"purchase_propensity": person["score"]} if person["score"] is not None else {},
         )
         for row, person, email in zip(rows, drawn, emails, strict=True)
     }

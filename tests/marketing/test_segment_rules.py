@@ -42,13 +42,13 @@ def test_a_rule_type_registered_for_a_test_is_gone_afterwards():
 
 
 def test_the_built_in_rule_types_are_registered():
-    assert [key for key, _ in rule_types.choices()] == ["attribute", "bought", "consent", "event", "purchase", "segment"]
+    assert [key for key, _ in rule_types.choices()] == ["attribute", "bought", "consent", "event", "purchase", "score", "segment"]
 
 
 @pytest.mark.parametrize(
     ("rule_type", "config", "field", "message"),
     [
-        ("nope", {}, "type", "unknown rule type 'nope'; known types: attribute, bought, consent, event, purchase, segment"),
+        ("nope", {}, "type", "unknown rule type 'nope'; known types: attribute, bought, consent, event, purchase, score, segment"),
         ("attribute", {"field": "password", "op": "equals", "value": "x"}, "field", "'password' is not a field"),
         ("attribute", {"field": "country", "op": "before", "value": "x"}, "op", "'before' is not one of equals, in, contains, is_set"),
         ("attribute", {"field": "country", "op": "in", "value": []}, "value", "in takes a non-empty list of text values"),
@@ -66,6 +66,9 @@ def test_the_built_in_rule_types_are_registered():
         ("event", {"name": "product_viewed", "op": "at_least", "count": 1, "within_days": 0}, "within_days", "must be at least 1"),
         ("consent", {"state": "maybe"}, "state", "'maybe' is not one of opted_in, opted_out, unknown, suppressed, mailable"),
         ("segment", {"segment": 999999}, "segment", "there is no segment with id 999999"),
+        ("score", {"measure": "probability", "op": "at_least", "value": 1.5}, "value", "a probability is between 0 and 1"),
+        ("score", {"measure": "decile", "op": "at_most", "value": 2.5}, "value", "a decile is a whole number from 1 to 10"),
+        ("score", {"measure": "lift", "op": "at_most", "value": 2}, "measure", "'lift' is not one of probability, decile"),
     ],
 )
 def test_bad_configs_are_refused_with_the_key_at_fault(rule_type, config, field, message):
