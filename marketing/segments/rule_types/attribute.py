@@ -75,6 +75,17 @@ def _kind_of(value: Any) -> str:
     return "object" if isinstance(value, dict) else "array"
 
 
+def _text_matches(op: str, stored: str, value: Any) -> bool:
+    """Apply a text operator in Python; `contains` ignores case (ASCII, as SQLite does)."""
+    if op == "equals":
+        return stored == value
+    if op == "in":
+        return stored in value
+    if op == "contains":
+        return value.upper() in stored.upper()
+    return stored != ""
+
+
 def _never_null(condition: Q) -> Q:
     """Make a JSON condition true or false, never NULL, so that negating it is exact."""
     return Q(Case(When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()))
@@ -198,14 +209,7 @@ class AttributeRule(RuleType):
             present = name.removeprefix("attributes.") in facts.customer.get("attributes", {})
             kind = config["attribute_type"]
             if kind == "text":
-                if not present or _kind_of(stored) != "string":
-                    return False
-                return {
-                    "equals": lambda: stored == value,
-                    "in": lambda: stored in value,
-                    "contains": lambda: value.upper() in stored.upper(),
-                    "is_set": lambda: stored != "",
-                }[op]()
+                return present and _kind_of(stored) == "string" and _text_matches(op, stored, value)
             if kind == "boolean":
                 if not present or _kind_of(stored) not in ("true", "false"):
                     return False
@@ -219,12 +223,7 @@ class AttributeRule(RuleType):
         stored = facts.customer.get(name)
         kind = FIELDS[name]
         if kind == "text":
-            return {
-                "equals": lambda: stored == value,
-                "in": lambda: stored in value,
-                "contains": lambda: value.upper() in stored.upper(),
-                "is_set": lambda: stored != "",
-            }[op]()
+            return _text_matches(op, stored, value)
         if op == "is_set":
             return stored is not None
         if stored is None:
