@@ -76,7 +76,7 @@ def _kind_of(value: Any) -> str:
 
 
 def _text_matches(op: str, stored: str, value: Any) -> bool:
-    """Apply a text operator in Python; `contains` ignores case (ASCII, as SQLite does)."""
+    """Apply a text operator in Python; `contains` ignores case (SQLite folds ASCII letters only)."""
     if op == "equals":
         return stored == value
     if op == "in":
