@@ -22,10 +22,11 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _lookup(model: type[models.Model], field_name: str, keys: Iterable[str]) -> dict[str, int]:
+def lookup_ids(model: type[models.Model], field_name: str, keys: Iterable[str]) -> dict[str, int]:
+    """Return {natural key: primary key} for the keys that exist, in chunks of LOOKUP_CHUNK."""
     found: dict[str, int] = {}
     for chunk in chunks(sorted(set(keys)), LOOKUP_CHUNK):
-        found.update(model.objects.filter(**{f"{field_name}__in": chunk}).values_list(field_name, "pk"))
+        found.update(model.objects.filter(**{f"{field_name}__in": chunk}).order_by().values_list(field_name, "pk"))
     return found
 
 
@@ -88,7 +89,7 @@ class OrmWriter:
         rows, lines = batch.rows, batch.lines
         for name, ref in self.schema.references.items():
             wanted = {row[name] for row in rows}
-            ids = _lookup(ref.model, ref.lookup, wanted)
+            ids = lookup_ids(ref.model, ref.lookup, wanted)
             missing = wanted - ids.keys()
             if missing and ref.create_missing:
                 if self.dry_run:
@@ -100,7 +101,7 @@ class OrmWriter:
                     ref.model.objects.bulk_create(
                         [ref.model(**{ref.lookup: key}) for key in sorted(missing)], ignore_conflicts=True
                     )
-                    ids.update(_lookup(ref.model, ref.lookup, missing))
+                    ids.update(lookup_ids(ref.model, ref.lookup, missing))
                     outcome.customers_created += len(missing)
             kept_rows, kept_lines = [], []
             for line, row in zip(lines, rows, strict=True):

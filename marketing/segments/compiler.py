@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from marketing.models import Customer, Match, SegmentRule
+from marketing.models import Customer, Match, Segment, SegmentRule
 from marketing.segments.registry import RuleError, rule_types
 
 # Never true, and true once negated; Q(pk__in=[]) would make the whole query fail to compile.
@@ -75,8 +75,6 @@ def check_rules(segment_id: int | None, specs: list[RuleSpec]) -> tuple[list[Rul
 
 def _cycle_through(segment_id: int, spec: RuleSpec) -> list[str]:
     """Return the names along a cycle that this rule would close back to `segment_id`, or []."""
-    from marketing.models import Segment
-
     names = dict(Segment.objects.values_list("id", "name"))
     edges: dict[int, set[int]] = {}
     for rule in SegmentRule.objects.exclude(segment_id=segment_id).only("segment_id", "type", "config"):

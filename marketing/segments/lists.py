@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from marketing.imports import ImportFailed
 from marketing.imports.batches import Rejection
+from marketing.imports.orm_writer import LOOKUP_CHUNK, lookup_ids
 from marketing.imports.sources import SourceError, open_records, sniff
 from marketing.imports.values import email as parse_email
 from marketing.models import (
@@ -20,8 +21,6 @@ from marketing.models import (
     SegmentMembership,
     SegmentSize,
 )
-
-LOOKUP_CHUNK = 5_000
 
 
 @dataclass
@@ -98,11 +97,7 @@ def _listed_keys(records, column: str, lookup: str, report: ListReport) -> dict[
 def _add_members(
     name: str, lookup: str, column: str, wanted: dict[str, int], replace: bool, now: datetime, report: ListReport
 ) -> None:
-    found: dict[str, int] = {}
-    keys = sorted(wanted)
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        chunk = keys[start : start + LOOKUP_CHUNK]
-        found.update(Customer.objects.filter(**{f"{lookup}__in": chunk}).order_by().values_list(lookup, "pk"))
+    found = lookup_ids(Customer, lookup, wanted)
     for key in sorted(set(wanted) - set(found), key=wanted.get):
         report.rejected += 1
         report.errors.append(Rejection(wanted[key], column, key, f"no customer with {lookup} {key!r}"))

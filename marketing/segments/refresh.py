@@ -162,14 +162,20 @@ def refresh_due_segments(now: datetime | None = None) -> list[RefreshResult]:
     now = now or timezone.now()
     # Segments number in the tens or hundreds: reading them all is cheaper than date arithmetic
     # that SQLite and PostgreSQL spell differently.
-    due = [segment for segment in Segment.objects.dynamic().prefetch_related("rules") if segment.is_due(now)]
-    return [refresh_segment(segment.pk, now) for segment in _dependencies_first(due)]
+    return _refresh_in_order([segment for segment in _dynamic_segments() if segment.is_due(now)], now)
 
 
 def refresh_all_segments(now: datetime | None = None) -> list[RefreshResult]:
     """Refresh every dynamic segment now (after an import, say), nested ones last."""
     now = now or timezone.now()
-    segments = list(Segment.objects.dynamic().prefetch_related("rules"))
+    return _refresh_in_order(_dynamic_segments(), now)
+
+
+def _dynamic_segments() -> list[Segment]:
+    return list(Segment.objects.dynamic().prefetch_related("rules"))
+
+
+def _refresh_in_order(segments: list[Segment], now: datetime) -> list[RefreshResult]:
     return [refresh_segment(segment.pk, now) for segment in _dependencies_first(segments)]
 
 
