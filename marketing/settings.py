@@ -231,6 +231,10 @@ CELERY_TASK_ROUTES = {
     "marketing.refresh_segment": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_due_segments": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_all_segments": {"queue": Queue.SEGMENTS.value},
+    "ml.train_propensity": {"queue": Queue.SCORING.value},
+    "ml.start_scoring_run": {"queue": Queue.SCORING.value},
+    "ml.score_chunk": {"queue": Queue.SCORING.value},
+    "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
 }
 # Every periodic task is declared here, each with an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
@@ -239,7 +243,33 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "resume-stalled-scoring-runs": {
+        "task": "ml.resume_stalled_runs",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
 }
+
+# Purchase propensity (ml). Data gates refuse to train below these minimums, naming each one.
+ML_HORIZON_DAYS = env_int("ML_HORIZON_DAYS", 90)
+ML_SNAPSHOTS = env_int("ML_SNAPSHOTS", 4)  # rolling training cutoffs, 30 days apart
+ML_MIN_BUYERS = env_int("ML_MIN_BUYERS", 200)
+ML_MIN_FEATURE_DAYS = env_int("ML_MIN_FEATURE_DAYS", 30)  # history before the oldest training cutoff
+ML_MIN_RECENT_ORDERS = env_int("ML_MIN_RECENT_ORDERS", 10)
+ML_RECENT_DAYS = env_int("ML_RECENT_DAYS", 30)
+# Customers per training snapshot; larger stores are sampled deterministically by id.
+ML_TRAINING_MAX_CUSTOMERS = env_int("ML_TRAINING_MAX_CUSTOMERS", 250_000)
+ML_TRAINING_THREADS = env_int("ML_TRAINING_THREADS", os.cpu_count() or 1)
+# Snapshot chunks read at once while training, each on its own database connection.
+ML_READ_THREADS = env_int("ML_READ_THREADS", min(os.cpu_count() or 1, 4))
+# Prefork workers are processes already: one LightGBM thread each avoids oversubscribing cores.
+ML_SCORING_THREADS = env_int("ML_SCORING_THREADS", 1)
+ML_SCORING_CHUNK_CUSTOMERS = env_int("ML_SCORING_CHUNK_CUSTOMERS", 10_000)
+ML_DECILE_SAMPLE_CUSTOMERS = env_int("ML_DECILE_SAMPLE_CUSTOMERS", 20_000)
+ML_SCORING_STALL_S = env_int("ML_SCORING_STALL_S", 600)
+ML_CALIBRATION_TOLERANCE = float(env_str("ML_CALIBRATION_TOLERANCE") or 0.01)
+ML_FAIRNESS_THRESHOLD = float(env_str("ML_FAIRNESS_THRESHOLD") or 0.3)
+ML_FAIRNESS_MIN_GROUP = env_int("ML_FAIRNESS_MIN_GROUP", 30)
 
 # Production hardening: on whenever DEBUG is off; each can be relaxed behind a TLS proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None

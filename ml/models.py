@@ -1,12 +1,17 @@
-"""Model versions and the scores they give customers.
+"""Model versions, the scoring runs that apply them, and the scores they give customers.
 
-Only what segments need today is here: which version is active for a task, and each customer's
-probability and decile under it. Training, the artifact and the metrics build on these rows.
+A version row holds everything needed to use, judge and roll back a model without a deploy: the
+artifact itself, the feature names in order, the parameters, the metrics of the model and of its
+baselines, the fairness report and a generated model card. Every score row names its version, so
+activating an earlier version restores its scores at once.
 """
 
 from django.db import models
+from django.db.models import Q
 
 from marketing.models import Customer
+
+PURCHASE_PROPENSITY = "purchase_propensity"
 
 
 class ModelStatus(models.TextChoices):
@@ -15,20 +20,37 @@ class ModelStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+class ModelVersionQuerySet(models.QuerySet):
+    def active(self, task: str = PURCHASE_PROPENSITY) -> "ModelVersionQuerySet":
+        return self.filter(task=task, status=ModelStatus.ACTIVE)
+
+
 class ModelVersion(models.Model):
-    task = models.CharField(max_length=64, default="purchase_propensity", help_text="What the model predicts.")
+    task = models.CharField(max_length=64, default=PURCHASE_PROPENSITY, help_text="What the model predicts.")
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.CANDIDATE)
+    horizon_days = models.PositiveIntegerField(default=90, help_text="Predicts an order within this many days.")
+    as_of = models.DateTimeField(null=True, blank=True, help_text="Trained on data up to this moment only.")
+    training_from = models.DateTimeField(null=True, blank=True, help_text="Cutoff of the oldest training snapshot.")
+    training_to = models.DateTimeField(null=True, blank=True, help_text="Cutoff of the validation snapshot.")
     feature_names = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    fairness = models.JSONField(default=dict, blank=True)
+    beats_baselines = models.BooleanField(default=False)
+    artifact = models.TextField(blank=True, default="", help_text="The LightGBM model, as LightGBM writes it.")
+    card = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["task", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["task", "version"], name="model_version_unique"),
             # Scores are read from the active version: there is at most one per task.
-            models.UniqueConstraint(fields=["task"], condition=models.Q(status="active"), name="one_active_model_per_task"),
+            models.UniqueConstraint(fields=["task"], condition=Q(status="active"), name="one_active_model_per_task"),
         ]
 
     def __str__(self) -> str:
@@ -40,11 +62,77 @@ class Score(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
     probability = models.FloatField()
     decile = models.PositiveSmallIntegerField(help_text="1 = the tenth most likely to act, 10 = the least.")
-    scored_at = models.DateTimeField()
+    reasons = models.JSONField(default=list, blank=True, help_text="The three features that moved this score most.")
+    scored_at = models.DateTimeField(help_text="The moment the features were read as of.")
 
     class Meta:
+        # The unique index (version, customer) serves both the segment rule and the customer page;
+        # a second index would slow every bulk write of a million scores.
         constraints = [models.UniqueConstraint(fields=["model_version", "customer"], name="score_unique_per_version")]
-        indexes = [models.Index(fields=["customer", "model_version"], name="score_customer_version")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.probability:.3f} (decile {self.decile})"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ScoringRun(models.Model):
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="runs")
+    as_of = models.DateTimeField(help_text="Features are read as of this moment.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    chunk_customers = models.PositiveIntegerField()
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    customers_scored = models.PositiveIntegerField(default=0)
+    decile_cut_points = models.JSONField(
+        default=list, blank=True, help_text="Nine probabilities between deciles, from a sample scored first."
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Scoring run {self.pk} of {self.model_version} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.chunks_done / self.chunks_total if self.chunks_total else 0.0
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ScoringChunkQuerySet(models.QuerySet):
+    def pending(self) -> "ScoringChunkQuerySet":
+        return self.filter(status=ChunkStatus.PENDING)
+
+
+class ScoringChunk(models.Model):
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunks")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    customers = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScoringChunkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run", "first_id"]
+        constraints = [models.UniqueConstraint(fields=["run", "first_id"], name="scoring_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"customers {self.first_id}–{self.last_id} ({self.status})"

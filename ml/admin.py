@@ -1,0 +1,338 @@
+"""Admin pages of the ML app: model versions judged against their baselines, scoring runs, and each
+customer's score with its reasons on their own page."""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from marketing.admin import CustomerAdmin
+from marketing.models import Customer
+from ml import charts
+from ml.evaluation import METRIC_LABELS
+from ml.models import ModelStatus, ModelVersion, Score, ScoringRun
+from ml.registry import ActivationRefused, activate_version, roll_back
+
+BASELINES = (("model", "Model"), ("recency", "Recency rank"), ("logistic", "Logistic regression"))
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "status",
+        "horizon_days",
+        "as_of",
+        "model_auc",
+        "best_baseline_auc",
+        "beats_baselines",
+        "created_at",
+    ]
+    list_filter = ["task", "status", "beats_baselines"]
+    ordering = ["task", "-version"]
+    actions = ["activate", "roll_back_task"]
+    fieldsets = [
+        (None, {"fields": ["task", "version", "status", "activated_at", "beats_baselines"]}),
+        (
+            "Training",
+            {"fields": ["horizon_days", "as_of", "training_from", "training_to", "snapshot_table", "parameters"]},
+        ),
+        ("Model against baselines (validation snapshot)", {"fields": ["metrics_table", "curves", "importance"]}),
+        ("Fairness", {"fields": ["fairness_table"]}),
+        ("Model card", {"fields": ["model_card"]}),
+    ]
+    readonly_fields = [
+        "task",
+        "version",
+        "status",
+        "activated_at",
+        "beats_baselines",
+        "horizon_days",
+        "as_of",
+        "training_from",
+        "training_to",
+        "snapshot_table",
+        "parameters",
+        "metrics_table",
+        "curves",
+        "importance",
+        "fairness_table",
+        "model_card",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # versions come from training, never from a form
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="ROC AUC")
+    def model_auc(self, version: ModelVersion):
+        return version.metrics.get("model", {}).get("roc_auc")
+
+    @admin.display(description="best baseline AUC")
+    def best_baseline_auc(self, version: ModelVersion):
+        values = [version.metrics.get(name, {}).get("roc_auc") for name in ("recency", "logistic")]
+        values = [value for value in values if value is not None]
+        return max(values) if values else None
+
+    @admin.display(description="snapshots")
+    def snapshot_table(self, version: ModelVersion) -> str:
+        rows = version.metrics.get("snapshots", [])
+        return format_html(
+            "<table><tr><th>role</th><th>cutoff</th><th>customers</th><th>bought</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                ((row["role"], row["cutoff"][:10], row["customers"], row["positives"]) for row in rows),
+            ),
+        )
+
+    @admin.display(description="parameters")
+    def parameters(self, version: ModelVersion) -> str:
+        params = version.params
+        return format_html(
+            "{} trees; calibration {}; sample every {} customer(s); LightGBM {}",
+            params.get("best_iteration"),
+            params.get("calibration") or "none",
+            params.get("sample_stride"),
+            ", ".join(f"{key}={value}" for key, value in sorted(params.get("lightgbm", {}).items())),
+        )
+
+    @admin.display(description="metrics")
+    def metrics_table(self, version: ModelVersion) -> str:
+        metrics = version.metrics
+        if "model" not in metrics:
+            return "—"
+        header = format_html_join("", "<th>{}</th>", ((label,) for _, label in BASELINES))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th>{}<td>{} is better</td></tr>",
+            (
+                (
+                    label,
+                    format_html_join("", "<td>{}</td>", ((f"{metrics[name][key]:.4f}",) for name, _ in BASELINES)),
+                    direction,
+                )
+                for key, label, direction in METRIC_LABELS
+            ),
+        )
+        note = metrics.get("calibration_note", "")
+        return format_html("<table><tr><th></th>{}<th></th></tr>{}</table><p>{}</p>", header, rows, note)
+
+    @admin.display(description="charts")
+    def curves(self, version: ModelVersion) -> str:
+        metrics = version.metrics
+        if "model" not in metrics:
+            return "—"
+        names = {label: metrics[name] for name, label in BASELINES}
+        # The SVG comes from ml.charts, which escapes every text and interpolates only numbers.
+        svg = (
+            charts.roc_chart({label: data["roc"] for label, data in names.items()})
+            + charts.gains_chart({label: data["gains"] for label, data in names.items()})
+            + charts.calibration_chart({label: data["calibration"] for label, data in names.items()})
+        )
+        return mark_safe(f'<div style="display:flex;flex-wrap:wrap;gap:1em">{svg}</div>')  # noqa: S308
+
+    @admin.display(description="feature importance (gain)")
+    def importance(self, version: ModelVersion) -> str:
+        ranked = [(name, gain) for name, gain in version.metrics.get("importance", [])]
+        return mark_safe(charts.importance_chart(ranked)) if ranked else "—"  # noqa: S308
+
+    @admin.display(description="fairness report")
+    def fairness_table(self, version: ModelVersion) -> str:
+        report = version.fairness
+        if not report:
+            return "No report: the customers record no gender, age or country."
+        warnings = format_html_join("", "<li><strong>{}</strong></li>", ((warning,) for warning in report["warnings"]))
+        sections = []
+        for attribute, data in report["attributes"].items():
+            rows = format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        group["group"] + (" (small)" if group["small"] else ""),
+                        group["customers"],
+                        _percent(group["selected_top_share"]),
+                        _percent(group["selected_threshold"]),
+                        _percent(group["tpr_top_share"]),
+                        _percent(group["tpr_threshold"]),
+                        _percent(group["mean_predicted"]),
+                        _percent(group["observed_rate"]),
+                    )
+                    for group in data["groups"]
+                ),
+            )
+            sections.append(
+                format_html(
+                    "<h4>{} (unknown: {}; selection ratio top decile {}, threshold {})</h4><table><tr><th>group</th>"
+                    "<th>customers</th><th>selected, top decile</th><th>selected, threshold</th><th>TPR, top decile</th>"
+                    "<th>TPR, threshold</th><th>mean predicted</th><th>observed</th></tr>{}</table>",
+                    attribute,
+                    data["unknown"],
+                    data["impact_ratio_top_share"],
+                    data["impact_ratio_threshold"],
+                    rows,
+                )
+            )
+        return format_html(
+            "<p>Threshold {}; top share {}.</p><ul>{}</ul>{}",
+            report["threshold"],
+            report["top_share"],
+            warnings,
+            format_html_join("", "{}", ((s,) for s in sections)),
+        )
+
+    @admin.display(description="model card")
+    def model_card(self, version: ModelVersion) -> str:
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', version.card)
+
+    @admin.action(description="Activate the selected version (it must beat both baselines)")
+    def activate(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            version = activate_version(queryset.get())
+        except ActivationRefused as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return
+        self.message_user(request, f"{version} is active; segments and campaigns read its scores now.")
+
+    @admin.action(description="Roll back to the previously active version")
+    def roll_back_task(self, request, queryset) -> None:
+        tasks = set(queryset.values_list("task", flat=True))
+        for task in tasks:
+            try:
+                version = roll_back(task)
+            except ActivationRefused as refusal:
+                self.message_user(request, str(refusal), messages.ERROR)
+                continue
+            self.message_user(request, f"Rolled back: {version} is active again, with its stored scores.")
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "model_version",
+        "as_of",
+        "status",
+        "progress_bar",
+        "customers_scored",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "model_version"]
+    readonly_fields = [
+        "model_version",
+        "as_of",
+        "status",
+        "progress_bar",
+        "chunk_customers",
+        "chunks_total",
+        "chunks_done",
+        "customers_scored",
+        "decile_cut_points",
+        "error",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    ]
+    actions = ["score_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: ScoringRun) -> str:
+        return format_html(
+            '<progress max="{}" value="{}"></progress> {} / {} chunks',
+            run.chunks_total,
+            run.chunks_done,
+            run.chunks_done,
+            run.chunks_total,
+        )
+
+    @admin.action(description="Score every customer again with the active model (as of now)")
+    def score_again(self, request, queryset) -> None:
+        from ml.tasks import start_scoring_run_task
+
+        transaction.on_commit(start_scoring_run_task.delay)
+        self.message_user(request, "A new scoring run was queued; it appears here when it starts.")
+
+
+class ScoreInline(admin.TabularInline):
+    model = Score
+    fields = ["model_version", "probability", "decile", "reason_list", "scored_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-model_version__version"]
+    verbose_name_plural = "purchase propensity (every version that scored this customer)"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="top reasons")
+    def reason_list(self, score: Score) -> str:
+        return (
+            format_html_join(
+                "",
+                "<div>{} = {} ({} {})</div>",
+                (
+                    (
+                        reason["feature"],
+                        reason["value"],
+                        "raises" if reason["effect"] > 0 else "lowers",
+                        f"{abs(reason['effect']):.3f}",
+                    )
+                    for reason in score.reasons
+                ),
+            )
+            or "—"
+        )
+
+
+class CustomerWithScoresAdmin(CustomerAdmin):
+    """The audience's customer page, with the propensity scores ml adds (marketing never imports ml)."""
+
+    def get_inlines(self, request, obj):
+        # A customer being added has no scores; the add form stays exactly the audience's own.
+        return (
+            [*super().get_inlines(request, obj), ScoreInline] if obj is not None else super().get_inlines(request, obj)
+        )
+
+    readonly_fields = [*CustomerAdmin.readonly_fields, "propensity"]
+    fieldsets = [*CustomerAdmin.fieldsets, ("Purchase propensity (active model)", {"fields": ["propensity"]})]
+
+    @admin.display(description="probability, decile and reasons")
+    def propensity(self, customer: Customer) -> str:
+        score = (
+            Score.objects.filter(customer=customer, model_version__status=ModelStatus.ACTIVE)
+            .select_related("model_version")
+            .first()
+        )
+        if score is None:
+            return "Not scored by the active model yet."
+        return format_html(
+            "{} % likely to order within {} days (decile {}, {}, as of {}){}",
+            f"{100 * score.probability:.1f}",
+            score.model_version.horizon_days,
+            score.decile,
+            score.model_version,
+            f"{score.scored_at:%Y-%m-%d}",
+            ScoreInline.reason_list(None, score),
+        )
+
+
+admin.site.unregister(Customer)
+admin.site.register(Customer, CustomerWithScoresAdmin)

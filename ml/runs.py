@@ -1,0 +1,172 @@
+"""Scoring runs: every customer scored by the active model, in chunks that Celery workers take.
+
+A `ScoringRun` row and one `ScoringChunk` row per id range exist before any task is sent. A chunk
+is scored and written in one transaction that also marks it done, under a lock on its row, so a
+task delivered twice, or retried after a crash, writes its customers' scores exactly once.
+Deciles need the whole population: the run first scores a deterministic sample and keeps its
+nine cut points, so that every chunk can assign deciles on its own.
+"""
+
+import json
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from marketing.models import Customer
+from ml.features import build_features
+from ml.models import PURCHASE_PROPENSITY, ChunkStatus, ModelVersion, RunStatus, Score, ScoringChunk, ScoringRun
+from ml.queries import READ_CHUNK_CUSTOMERS, customer_id_ranges, read_aggregates
+from ml.registry import scorer_for
+from ml.scoring import ScoredCustomers, assign_deciles, decile_cut_points
+
+MAX_CHUNK_ATTEMPTS = 3
+
+
+class NoActiveModel(Exception):
+    """There is no active version of the task to score with."""
+
+
+def start_scoring_run(as_of: datetime | None = None, task: str = PURCHASE_PROPENSITY) -> ScoringRun:
+    """Create a run and its chunks for the active model, and enqueue the chunks after commit."""
+    version = ModelVersion.objects.active(task).first()
+    if version is None:
+        raise NoActiveModel(f"no active {task} model: train one with train_propensity --activate")
+    scorer = scorer_for(version)  # refuses a feature mismatch before anything is written
+    as_of = as_of or timezone.now()
+    population = Customer.objects.filter(created_at__lt=as_of).count()
+    stride = max(1, math.ceil(population / settings.ML_DECILE_SAMPLE_CUSTOMERS))
+    sample = [
+        scorer.probability(build_features(read_aggregates(as_of, first, last, stride), as_of.timestamp()))
+        for first, last in customer_id_ranges(as_of, READ_CHUNK_CUSTOMERS, stride)
+    ]
+    cut_points = decile_cut_points(_concatenate(sample))
+    chunk_customers = settings.ML_SCORING_CHUNK_CUSTOMERS
+    ranges = customer_id_ranges(as_of, chunk_customers)
+    with transaction.atomic():
+        run = ScoringRun.objects.create(
+            model_version=version,
+            as_of=as_of,
+            chunk_customers=chunk_customers,
+            chunks_total=len(ranges),
+            decile_cut_points=cut_points,
+            status=RunStatus.RUNNING if ranges else RunStatus.DONE,
+            finished_at=None if ranges else timezone.now(),
+        )
+        ScoringChunk.objects.bulk_create(ScoringChunk(run=run, first_id=first, last_id=last) for first, last in ranges)
+        enqueue_pending_chunks(run)
+    return run
+
+
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def enqueue_pending_chunks(run: ScoringRun) -> int:
+    """Send one task per pending chunk once the surrounding transaction commits."""
+    from ml.tasks import score_chunk_task  # the tasks module imports this one
+
+    chunk_ids = list(run.chunks.pending().values_list("pk", flat=True))
+    transaction.on_commit(lambda: [score_chunk_task.delay(chunk_id) for chunk_id in chunk_ids])
+    return len(chunk_ids)
+
+
+def score_chunk(chunk_id: int) -> int:
+    """Score one chunk's customers and write their scores; return how many, 0 if it was already done."""
+    with transaction.atomic():
+        chunk = ScoringChunk.objects.select_for_update().filter(pk=chunk_id, status=ChunkStatus.PENDING).first()
+        if chunk is None:
+            return 0
+        run = ScoringRun.objects.select_related("model_version").get(pk=chunk.run_id)
+        scorer = scorer_for(run.model_version)
+        features = build_features(read_aggregates(run.as_of, chunk.first_id, chunk.last_id), run.as_of.timestamp())
+        scored = scorer.score(features)
+        write_scores(run, chunk, scored, assign_deciles(scored.probability, run.decile_cut_points))
+        now = timezone.now()
+        chunk.status, chunk.customers, chunk.finished_at = ChunkStatus.DONE, len(scored.customer_ids), now
+        chunk.attempts += 1
+        chunk.save(update_fields=["status", "customers", "finished_at", "attempts"])
+        # Concurrent chunks serialise on the run row here; exactly one of them sees the last chunk done.
+        ScoringRun.objects.filter(pk=run.pk).update(
+            chunks_done=F("chunks_done") + 1, customers_scored=F("customers_scored") + chunk.customers, updated_at=now
+        )
+        ScoringRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, chunks_done=F("chunks_total")).update(
+            status=RunStatus.DONE, finished_at=now
+        )
+    return chunk.customers
+
+
+def record_chunk_failure(chunk_id: int, error: str) -> None:
+    """Count a failed attempt; after the last one the chunk and its run are marked failed with the error."""
+    with transaction.atomic():
+        chunk = ScoringChunk.objects.select_for_update().filter(pk=chunk_id, status=ChunkStatus.PENDING).first()
+        if chunk is None:
+            return
+        chunk.attempts += 1
+        chunk.error = error
+        if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
+            chunk.status = ChunkStatus.FAILED
+            ScoringRun.objects.filter(pk=chunk.run_id).update(
+                status=RunStatus.FAILED,
+                error=f"customers {chunk.first_id}-{chunk.last_id}: {error}",
+                finished_at=timezone.now(),
+            )
+        chunk.save(update_fields=["attempts", "error", "status"])
+
+
+def write_scores(run: ScoringRun, chunk: ScoringChunk, scored: ScoredCustomers, deciles) -> None:
+    """Replace the version's scores of the chunk's id range with these, in bulk."""
+    version_id = run.model_version_id
+    Score.objects.filter(
+        model_version_id=version_id, customer_id__gte=chunk.first_id, customer_id__lte=chunk.last_id
+    ).delete()
+    rows = zip(scored.customer_ids.tolist(), scored.probability.tolist(), deciles.tolist(), scored.reasons, strict=True)
+    if connection.vendor == "postgresql":
+        scored_at = run.as_of.isoformat()
+        payload = "".join(
+            f"{customer}\t{version_id}\t{probability!r}\t{decile}\t{_copy_escape(reasons)}\t{scored_at}\n"
+            for customer, probability, decile, reasons in rows
+        )
+        columns = "customer_id, model_version_id, probability, decile, reasons, scored_at"
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {Score._meta.db_table} ({columns}) FROM STDIN") as copy,
+        ):
+            copy.write(payload.encode())
+        return
+    Score.objects.bulk_create(
+        (
+            Score(
+                customer_id=customer,
+                model_version_id=version_id,
+                probability=probability,
+                decile=decile,
+                reasons=json.loads(reasons),
+                scored_at=run.as_of,
+            )
+            for customer, probability, decile, reasons in rows
+        ),
+        batch_size=500,
+    )
+
+
+def _copy_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def resume_stalled_runs(now: datetime | None = None) -> int:
+    """Re-send the pending chunks of runs that made no progress for a while (a worker died, a task was lost)."""
+    now = now or timezone.now()
+    stalled = ScoringRun.objects.filter(
+        status=RunStatus.RUNNING, updated_at__lt=now - timedelta(seconds=settings.ML_SCORING_STALL_S)
+    )
+    sent = 0
+    for run in stalled:
+        with transaction.atomic():
+            ScoringRun.objects.filter(pk=run.pk).update(updated_at=now)
+            sent += enqueue_pending_chunks(run)
+    return sent

@@ -1,0 +1,156 @@
+"""Apply a trained model to a feature matrix: probabilities, deciles and each customer's top reasons.
+
+Pure: a `Scorer` is built from a version's artifact and feature names and refuses any frame whose
+columns differ from them in name or order. Reasons are LightGBM's exact SHAP contributions
+(`pred_contrib`), which cost about fifty predictions per row. SHAP values add up over trees, and
+within one tree a customer's contributions depend only on which way they go at each of its few
+splits. So each tree is explained once per distinct *direction pattern* among the chunk's
+customers (a few hundred of ten thousand) and the results are scattered back: the same numbers
+as one call on every row (a test compares them), several times faster.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ml.features import check_feature_names
+
+REASONS_PER_CUSTOMER = 3
+DECILES = 10
+
+
+@dataclass(frozen=True)
+class ScoredCustomers:
+    customer_ids: np.ndarray
+    probability: np.ndarray
+    reasons: list[str]  # one JSON list per customer: [{"feature", "value", "effect"}, ...]
+    signatures: int  # tree patterns explained: the cost of the reasons, in single-tree rows
+
+
+class Scorer:
+    """A loaded model: one per process and version, checked against the features before every use."""
+
+    def __init__(
+        self, artifact: str, feature_names: Sequence[str], calibration: Sequence[float] | None, threads: int = 1
+    ):
+        self.booster = lgb.Booster(model_str=artifact)
+        self.feature_names = list(feature_names)
+        check_feature_names(self.booster.feature_name(), self.feature_names)
+        self.calibration = tuple(calibration) if calibration else None
+        self.threads = threads
+        self._trees = _tree_splits(self.booster)
+
+    def check(self, features: pd.DataFrame) -> None:
+        """Raise `FeatureMismatch` unless the frame's columns are the model's, in its order."""
+        check_feature_names(features.columns, self.feature_names)
+
+    def probability(self, features: pd.DataFrame) -> np.ndarray:
+        """Return calibrated probabilities without explanations (for samples and baselines)."""
+        self.check(features)
+        raw = self.booster.predict(features.to_numpy(dtype=np.float64), raw_score=True, num_threads=self.threads)
+        return self._calibrate(raw)
+
+    def score(self, features: pd.DataFrame) -> ScoredCustomers:
+        """Return probabilities and top reasons for every row of the frame."""
+        self.check(features)
+        values = features.to_numpy(dtype=np.float64)
+        if not len(values):
+            return ScoredCustomers(np.empty(0, dtype=np.int64), np.empty(0), [], 0)
+        if np.isnan(values).any():
+            missing = [name for name, bad in zip(self.feature_names, np.isnan(values).any(axis=0), strict=True) if bad]
+            raise ValueError(f"features hold no value (NaN) in {', '.join(missing)}")
+        contributions, patterns = self._contributions(values)
+        raw = contributions.sum(axis=0)
+        effects = contributions[:-1].T
+        top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :REASONS_PER_CUSTOMER]
+        rows = np.arange(len(values))[:, None]
+        reasons = _reasons_json(self.feature_names, top, effects[rows, top].round(4), values[rows, top].round(4))
+        return ScoredCustomers(
+            customer_ids=features.index.to_numpy(dtype=np.int64),
+            probability=self._calibrate(raw),
+            reasons=reasons,
+            signatures=patterns,
+        )
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if self.calibration:
+            slope, intercept = self.calibration
+            raw = slope * raw + intercept
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    def _contributions(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """Return SHAP contributions (features then bias, by customer) and how many tree patterns were explained."""
+        by_feature = np.ascontiguousarray(values.T)
+        total = np.zeros((values.shape[1] + 1, len(values)))
+        patterns = 0
+        for tree, (features, thresholds, used) in enumerate(self._trees):
+            if not len(features):
+                representatives, inverse = np.zeros(1, dtype=np.int64), np.zeros(len(values), dtype=np.int64)
+            else:
+                # LightGBM sends a value left when it is <= the threshold; never NaN here.
+                directions = np.packbits(by_feature[features] <= thresholds[:, None], axis=0, bitorder="little")
+                keys = np.ascontiguousarray(directions.T).view(np.dtype((np.void, directions.shape[0]))).ravel()
+                _, representatives, inverse = np.unique(keys, return_index=True, return_inverse=True)
+                inverse = inverse.ravel()
+            explained = self.booster.predict(
+                values[representatives],
+                pred_contrib=True,
+                start_iteration=tree,
+                num_iteration=1,
+                num_threads=self.threads,
+            )
+            for column in used:
+                total[column] += explained[inverse, column]
+            total[-1] += explained[0, -1]
+            patterns += len(representatives)
+        return total, patterns
+
+
+def _tree_splits(booster: lgb.Booster) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Return, per tree, the feature and threshold of each split and the features it uses."""
+    trees = []
+    for tree in booster.dump_model()["tree_info"]:
+        features, thresholds, stack = [], [], [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node:
+                if node.get("decision_type", "<=") != "<=":
+                    raise ValueError("only numerical splits are supported")
+                features.append(node["split_feature"])
+                thresholds.append(float(node["threshold"]))
+                stack += [node["left_child"], node["right_child"]]
+        trees.append((np.array(features, dtype=np.int64), np.array(thresholds), np.unique(features).astype(np.int64)))
+    return trees
+
+
+def _reasons_json(names: list[str], top: np.ndarray, effects: np.ndarray, values: np.ndarray) -> list[str]:
+    """Return each customer's reasons as a JSON list; formatted directly, as json.dumps per row is the slow part."""
+    quoted = [json.dumps(name) for name in names]
+    return [
+        "["
+        + ", ".join(
+            f'{{"feature": {quoted[i]}, "value": {value!r}, "effect": {effect!r}}}'
+            for i, value, effect in zip(order.tolist(), value_row.tolist(), effect_row.tolist(), strict=True)
+            if effect != 0
+        )
+        + "]"
+        for order, value_row, effect_row in zip(top, values, effects, strict=True)
+    ]
+
+
+def decile_cut_points(probability: np.ndarray) -> list[float]:
+    """Return the nine probabilities that split a population into deciles, lowest first."""
+    if not len(probability):
+        return []
+    return [float(q) for q in np.quantile(probability, np.arange(1, DECILES) / DECILES)]
+
+
+def assign_deciles(probability: np.ndarray, cut_points: Sequence[float]) -> np.ndarray:
+    """Return 1 for the most likely tenth through 10 for the least, by the given cut points."""
+    if not cut_points:
+        return np.ones(len(probability), dtype=np.int16)
+    return (DECILES - np.searchsorted(np.asarray(cut_points), probability, side="right")).astype(np.int16)
