@@ -7,7 +7,8 @@ database, trains a purchase-propensity version (data gates, snapshots, both base
 model card: the whole `train_model`), then starts a scoring run and waits for real Celery prefork
 workers on Redis to finish it: the decile sample, every chunk's feature query, prediction,
 explanations and COPY of the scores. In the same run it times a raw `Booster.predict` of the
-same feature matrix on all cores. The last line printed is one JSON object.
+same feature matrix on all cores. The last line printed is one JSON object; `e2e_vs_raw` is the
+end-to-end rate divided by the raw predict rate.
 """
 
 import argparse

@@ -12,6 +12,7 @@ from ml import charts
 from ml.evaluation import METRIC_LABELS
 from ml.models import ModelStatus, ModelVersion, Score, ScoringRun
 from ml.registry import ActivationRefused, activate_version, roll_back
+from ml.tasks import start_scoring_run_task
 
 BASELINES = (("model", "Model"), ("recency", "Recency rank"), ("logistic", "Logistic regression"))
 
@@ -264,8 +265,6 @@ class ScoringRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Score every customer again with the active model (as of now)")
     def score_again(self, request, queryset) -> None:
-        from ml.tasks import start_scoring_run_task
-
         transaction.on_commit(start_scoring_run_task.delay)
         self.message_user(request, "A new scoring run was queued; it appears here when it starts.")
 

@@ -20,6 +20,8 @@ RETURNED_STATUSES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value)
 # One chunk of customers is one statement; its cost grows with their orders and events, not with
 # the table, because every read is a range scan of a (customer_id, time) index.
 READ_CHUNK_CUSTOMERS = 20_000
+# Samples (training on large stores, decile cut points) keep whole blocks of consecutive customers.
+SAMPLE_BLOCK_CUSTOMERS = 2_000
 
 
 def _epoch(column: str) -> str:
@@ -47,10 +49,8 @@ def _sum_if(condition: str, value: str = "1") -> str:
     return f"SUM(CASE WHEN {condition} THEN {value} ELSE 0 END)"
 
 
-def _aggregates_sql(as_of_t: float, stride: int) -> str:
+def _aggregates_sql(as_of_t: float) -> str:
     starts = {name: _moment(moment) for name, moment in window_starts(as_of_t).items()}
-    sample = f" AND c.id %% {int(stride)} = 0" if stride > 1 else ""  # %% survives parameter substitution
-    of_sample = " AND customer_id IN (SELECT id FROM c)" if stride > 1 else ""
     returned = ", ".join(f"'{status}'" for status in RETURNED_STATUSES)
     order_windows = []
     for days in ORDER_WINDOWS_DAYS:
@@ -75,11 +75,11 @@ def _aggregates_sql(as_of_t: float, stride: int) -> str:
     return f"""
 WITH c AS (
     SELECT c.id, {_epoch("c.created_at")} AS created_t FROM {customer} c
-    WHERE c.id BETWEEN %s AND %s AND c.created_at < %s{sample}
+    WHERE c.id BETWEEN %s AND %s AND c.created_at < %s
 ), o AS (
     SELECT id, customer_id, placed_at, {_epoch("placed_at")} AS t, CAST(total AS DOUBLE PRECISION) AS total,
            CASE WHEN status IN ({returned}) THEN 0 ELSE 1 END AS kept
-    FROM {order} WHERE customer_id BETWEEN %s AND %s AND placed_at < %s{of_sample}
+    FROM {order} WHERE customer_id BETWEEN %s AND %s AND placed_at < %s
 ), oa AS (
     SELECT customer_id, SUM(kept) AS orders_all, {_sum_if("kept = 1", "total")} AS revenue_all,
            MIN(CASE WHEN kept = 1 THEN t END) AS first_order_t, MAX(CASE WHEN kept = 1 THEN t END) AS last_order_t,
@@ -103,7 +103,7 @@ WITH c AS (
     FROM lc GROUP BY customer_id
 ), en AS (
     SELECT customer_id, name, {per_name}, MAX(occurred_at) AS last_at FROM {event}
-    WHERE customer_id BETWEEN %s AND %s AND name IN ({names}) AND occurred_at >= %s AND occurred_at < %s{of_sample}
+    WHERE customer_id BETWEEN %s AND %s AND name IN ({names}) AND occurred_at >= %s AND occurred_at < %s
     GROUP BY customer_id, name
 ), ea AS (
     SELECT customer_id, {", ".join(event_columns)} FROM en GROUP BY customer_id
@@ -118,17 +118,14 @@ ORDER BY c.id
 """
 
 
-def read_aggregates(as_of: datetime, first_id: int, last_id: int, stride: int = 1) -> pd.DataFrame:
-    """Return one row of aggregates per customer with an id in [first_id, last_id] created before `as_of`.
-
-    `stride` > 1 keeps only customers whose id is a multiple of it: a deterministic sample.
-    """
+def read_aggregates(as_of: datetime, first_id: int, last_id: int) -> pd.DataFrame:
+    """Return one row of aggregates per customer with an id in [first_id, last_id] created before `as_of`."""
     as_of_t = as_of.timestamp()
     lookback = as_of - timedelta(days=(as_of_t - window_starts(as_of_t)["lookback"]) / 86_400)
     as_of, lookback = _stored(as_of), _stored(lookback)
     params = [first_id, last_id, as_of, first_id, last_id, as_of, first_id, last_id, lookback, as_of]
     with connection.cursor() as cursor:
-        cursor.execute(_aggregates_sql(as_of_t, stride), params)
+        cursor.execute(_aggregates_sql(as_of_t), params)
         rows = cursor.fetchall()
     columns = ["customer_id", *aggregate_columns()]
     if not rows:
@@ -156,24 +153,32 @@ def read_labels(cutoff: datetime, horizon_days: int, first_id: int, last_id: int
 
 
 def customer_id_ranges(before: datetime, chunk_customers: int, stride: int = 1) -> list[tuple[int, int]]:
-    """Split the customers created before `before` into id ranges of about `chunk_customers` customers each."""
+    """Split the customers created before `before` into id ranges of about `chunk_customers` customers each.
+
+    With `stride` > 1, return a deterministic sample instead: every stride-th block of
+    `SAMPLE_BLOCK_CUSTOMERS` consecutive customers, one range each. Whole blocks keep every read a
+    cheap index range; a sample of scattered ids would scan every customer's rows to keep a few.
+    """
     ids = np.fromiter(
         Customer.objects.filter(created_at__lt=before).order_by("pk").values_list("pk", flat=True).iterator(50_000),
         dtype=np.int64,
     )
-    if stride > 1:
-        ids = ids[ids % stride == 0]
     if not len(ids):
         return []
+    if stride > 1:
+        blocks = (
+            ids[start : start + SAMPLE_BLOCK_CUSTOMERS] for start in range(0, len(ids), SAMPLE_BLOCK_CUSTOMERS * stride)
+        )
+        return [(int(block[0]), int(block[-1])) for block in blocks]
     starts = ids[::chunk_customers]
     ends = np.append(ids[chunk_customers - 1 :: chunk_customers], ids[-1])[: len(starts)]
     return [(int(first), int(last)) for first, last in zip(starts, ends, strict=True)]
 
 
 def iter_aggregates(as_of: datetime, stride: int = 1) -> Iterator[pd.DataFrame]:
-    """Yield aggregates of every customer created before `as_of`, chunk by chunk."""
+    """Yield aggregates of every customer created before `as_of` (or of a sample), chunk by chunk."""
     for first_id, last_id in customer_id_ranges(as_of, READ_CHUNK_CUSTOMERS, stride):
-        yield read_aggregates(as_of, first_id, last_id, stride)
+        yield read_aggregates(as_of, first_id, last_id)
 
 
 def sensitive_attributes(customer_ids: list[int]) -> pd.DataFrame:

@@ -85,26 +85,24 @@ def read_snapshot(cutoff: datetime, horizon_days: int, stride: int) -> Snapshot:
     if threads > 1:
         # Each thread has its own database connection, so PostgreSQL works on two chunks at once.
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(lambda bounds: _read_part_closing(cutoff, horizon_days, stride, bounds), ranges))
+            parts = list(pool.map(lambda bounds: _read_part_closing(cutoff, horizon_days, bounds), ranges))
     else:
-        parts = [_read_part(cutoff, horizon_days, stride, bounds) for bounds in ranges]
+        parts = [_read_part(cutoff, horizon_days, bounds) for bounds in ranges]
     if not parts:
         return Snapshot(cutoff, pd.DataFrame(columns=list(FEATURE_NAMES), dtype=float), np.empty(0, dtype=np.int8))
     return Snapshot(cutoff, pd.concat([part[0] for part in parts]), np.concatenate([part[1] for part in parts]))
 
 
-def _read_part(
-    cutoff: datetime, horizon_days: int, stride: int, bounds: tuple[int, int]
-) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_part(cutoff: datetime, horizon_days: int, bounds: tuple[int, int]) -> tuple[pd.DataFrame, np.ndarray]:
     first_id, last_id = bounds
-    features = build_features(read_aggregates(cutoff, first_id, last_id, stride), cutoff.timestamp())
+    features = build_features(read_aggregates(cutoff, first_id, last_id), cutoff.timestamp())
     bought = read_labels(cutoff, horizon_days, first_id, last_id)
     return features, np.fromiter((pk in bought for pk in features.index), dtype=np.int8, count=len(features))
 
 
-def _read_part_closing(cutoff: datetime, horizon_days: int, stride: int, bounds: tuple[int, int]):
+def _read_part_closing(cutoff: datetime, horizon_days: int, bounds: tuple[int, int]):
     try:
-        return _read_part(cutoff, horizon_days, stride, bounds)
+        return _read_part(cutoff, horizon_days, bounds)
     finally:
         connections.close_all()  # this thread's connections only
 

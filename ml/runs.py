@@ -41,7 +41,7 @@ def start_scoring_run(as_of: datetime | None = None, task: str = PURCHASE_PROPEN
     population = Customer.objects.filter(created_at__lt=as_of).count()
     stride = max(1, math.ceil(population / settings.ML_DECILE_SAMPLE_CUSTOMERS))
     sample = [
-        scorer.probability(build_features(read_aggregates(as_of, first, last, stride), as_of.timestamp()))
+        scorer.probability(build_features(read_aggregates(as_of, first, last), as_of.timestamp()))
         for first, last in customer_id_ranges(as_of, READ_CHUNK_CUSTOMERS, stride)
     ]
     cut_points = decile_cut_points(_concatenate(sample))

@@ -93,7 +93,7 @@ class Scorer:
             else:
                 # LightGBM sends a value left when it is <= the threshold; never NaN here.
                 directions = np.packbits(by_feature[features] <= thresholds[:, None], axis=0, bitorder="little")
-                keys = np.ascontiguousarray(directions.T).view(np.dtype((np.void, directions.shape[0]))).ravel()
+                keys = _pattern_keys(directions)
                 _, representatives, inverse = np.unique(keys, return_index=True, return_inverse=True)
                 inverse = inverse.ravel()
             explained = self.booster.predict(
@@ -108,6 +108,16 @@ class Scorer:
             total[-1] += explained[0, -1]
             patterns += len(representatives)
         return total, patterns
+
+
+def _pattern_keys(directions: np.ndarray) -> np.ndarray:
+    """Return one sortable key per customer from their packed split directions (bytes by customer)."""
+    if directions.shape[0] <= 8:
+        # Up to 64 splits fit one integer, which sorts several times faster than raw bytes.
+        padded = np.zeros((8, directions.shape[1]), dtype=np.uint8)
+        padded[: directions.shape[0]] = directions
+        return np.ascontiguousarray(padded.T).view("<u8").ravel()
+    return np.ascontiguousarray(directions.T).view(np.dtype((np.void, directions.shape[0]))).ravel()
 
 
 def _tree_splits(booster: lgb.Booster) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

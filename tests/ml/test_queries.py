@@ -222,18 +222,14 @@ def test_renaming_a_customer_changes_no_feature(regular):
     pd.testing.assert_frame_equal(after, before)
 
 
-def test_a_stride_keeps_every_customer_whose_id_is_a_multiple_with_the_same_values(shoppers):
-    first, last = shoppers[0].pk, shoppers[-1].pk
-    everyone = read_aggregates(AS_OF, first, last)
+def test_a_sample_keeps_every_stride_th_block_of_consecutive_customers(shoppers, monkeypatch):
+    monkeypatch.setattr("ml.queries.SAMPLE_BLOCK_CUSTOMERS", 2)
+    ids = [shopper.pk for shopper in shoppers]
 
-    sampled = read_aggregates(AS_OF, first, last, stride=2)
+    ranges = customer_id_ranges(AS_OF, 100, stride=2)
 
-    even = [shopper.pk for shopper in shoppers if shopper.pk % 2 == 0]
-    assert sampled["customer_id"].tolist() == even
-    pd.testing.assert_frame_equal(
-        sampled.reset_index(drop=True).astype(float),
-        everyone[everyone["customer_id"].isin(even)].reset_index(drop=True).astype(float),
-    )
+    assert ranges == [(ids[0], ids[1]), (ids[4], ids[5])]
+    assert customer_id_ranges(AS_OF, 100, stride=3) == [(ids[0], ids[1]), (ids[6], ids[6])]
 
 
 def test_customer_id_ranges_split_the_customers_created_before_the_moment(shoppers):

@@ -263,16 +263,15 @@ def test_a_version_whose_features_change_under_a_run_scores_nobody(planned_run):
 
 
 def test_a_large_population_takes_its_decile_cut_points_from_a_sample(
-    settings, small_chunks, trained_version, shoppers, django_capture_on_commit_callbacks
+    settings, small_chunks, trained_version, shoppers, django_capture_on_commit_callbacks, monkeypatch
 ):
-    settings.ML_DECILE_SAMPLE_CUSTOMERS = 3  # seven customers: every third id is sampled
+    settings.ML_DECILE_SAMPLE_CUSTOMERS = 3  # seven customers: every third block is sampled
+    monkeypatch.setattr("ml.queries.SAMPLE_BLOCK_CUSTOMERS", 1)
 
     with django_capture_on_commit_callbacks(execute=True):
         run = start_scoring_run(AS_OF)
 
     run.refresh_from_db()
-    sample = Score.objects.filter(customer_id__in=[s.pk for s in shoppers if s.pk % 3 == 0]).values_list(
-        "probability", flat=True
-    )
+    sample = Score.objects.filter(customer_id__in=[s.pk for s in shoppers[::3]]).values_list("probability", flat=True)
     assert run.status == RunStatus.DONE and run.customers_scored == 7
     assert run.decile_cut_points == pytest.approx(decile_cut_points(np.array(list(sample))), abs=1e-12)
