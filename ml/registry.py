@@ -161,12 +161,11 @@ def _register(
     stride: int,
 ) -> ModelVersion:
     with transaction.atomic():
-        latest = (
-            ModelVersion.objects.select_for_update()
-            .filter(task=PURCHASE_PROPENSITY)
-            .aggregate(latest=Max("version"))["latest"]
+        # Lock the task's versions (an aggregate cannot take FOR UPDATE) so two trainings number apart.
+        taken = (
+            ModelVersion.objects.select_for_update().filter(task=PURCHASE_PROPENSITY).values_list("version", flat=True)
         )
-        number = (latest or 0) + 1
+        number = max(taken, default=0) + 1
         params = {
             "lightgbm": {key: value for key, value in result.params.items() if key != "num_threads"},
             "best_iteration": result.best_iteration,
