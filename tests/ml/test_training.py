@@ -11,7 +11,7 @@ from django.core.management import call_command
 from marketing.demo.store import generate_store
 from ml.features import FEATURE_NAMES
 from ml.models import ModelStatus, ModelVersion
-from ml.registry import TrainingOptions, train_model
+from ml.registry import TrainingOptions, read_snapshot, train_model
 from ml.training import (
     DataFacts,
     Minimums,
@@ -24,6 +24,7 @@ from ml.training import (
 )
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+SHOPPERS_AS_OF = datetime(2024, 7, 1, tzinfo=UTC)  # the `shoppers` fixture's moment
 
 
 def test_validation_is_one_horizon_back_and_training_labels_end_where_it_starts():
@@ -135,3 +136,20 @@ def test_the_command_prints_the_refusal_to_activate_a_model_that_loses(settings,
 
     assert "model   recency  logistic" in output.getvalue()
     assert ModelVersion.objects.get().status == ModelStatus.CANDIDATE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_snapshot_chunks_read_on_several_connections_equal_one_connections_read(settings, shoppers, monkeypatch):
+    # Committed rows (transaction=True) are what other connections can see, as in production.
+    monkeypatch.setattr("ml.registry.READ_CHUNK_CUSTOMERS", 3)  # seven shoppers: three chunks
+    cutoff = SHOPPERS_AS_OF - timedelta(days=30)
+    settings.ML_READ_THREADS = 1
+    alone = read_snapshot(cutoff, 30, stride=1)
+
+    settings.ML_READ_THREADS = 2
+    threaded = read_snapshot(cutoff, 30, stride=1)
+
+    pd.testing.assert_frame_equal(threaded.features, alone.features)
+    assert threaded.labels.tolist() == alone.labels.tolist()
+    assert len(alone.labels) == 7
+    assert alone.positives > 0
