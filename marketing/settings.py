@@ -264,7 +264,9 @@ ML_TRAINING_THREADS = env_int("ML_TRAINING_THREADS", os.cpu_count() or 1)
 ML_READ_THREADS = env_int("ML_READ_THREADS", min(os.cpu_count() or 1, 4))
 # Prefork workers are processes already: one LightGBM thread each avoids oversubscribing cores.
 ML_SCORING_THREADS = env_int("ML_SCORING_THREADS", 1)
-ML_SCORING_CHUNK_CUSTOMERS = env_int("ML_SCORING_CHUNK_CUSTOMERS", 10_000)
+# Each chunk pays fixed costs per tree (explanations) and per query: 25,000 customers cost about a
+# quarter less per customer than 10,000 (measured at 1M customers), and a million still make 40 tasks.
+ML_SCORING_CHUNK_CUSTOMERS = env_int("ML_SCORING_CHUNK_CUSTOMERS", 25_000)
 ML_DECILE_SAMPLE_CUSTOMERS = env_int("ML_DECILE_SAMPLE_CUSTOMERS", 20_000)
 ML_SCORING_STALL_S = env_int("ML_SCORING_STALL_S", 600)
 ML_CALIBRATION_TOLERANCE = float(env_str("ML_CALIBRATION_TOLERANCE") or 0.01)
