@@ -231,7 +231,6 @@ CELERY_TASK_ROUTES = {
     "marketing.refresh_segment": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_due_segments": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_all_segments": {"queue": Queue.SEGMENTS.value},
-    "ml.train_propensity": {"queue": Queue.SCORING.value},
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},

@@ -152,17 +152,21 @@ def read_labels(cutoff: datetime, horizon_days: int, first_id: int, last_id: int
     return set(ids)
 
 
-def customer_id_ranges(before: datetime, chunk_customers: int, stride: int = 1) -> list[tuple[int, int]]:
-    """Split the customers created before `before` into id ranges of about `chunk_customers` customers each.
+def customer_ids(before: datetime) -> np.ndarray:
+    """Return the ids of the customers created before `before`, ascending."""
+    return np.fromiter(
+        Customer.objects.filter(created_at__lt=before).order_by("pk").values_list("pk", flat=True).iterator(50_000),
+        dtype=np.int64,
+    )
+
+
+def id_ranges(ids: np.ndarray, chunk_customers: int, stride: int = 1) -> list[tuple[int, int]]:
+    """Split ascending ids into ranges of `chunk_customers` ids each.
 
     With `stride` > 1, return a deterministic sample instead: every stride-th block of
     `SAMPLE_BLOCK_CUSTOMERS` consecutive customers, one range each. Whole blocks keep every read a
     cheap index range; a sample of scattered ids would scan every customer's rows to keep a few.
     """
-    ids = np.fromiter(
-        Customer.objects.filter(created_at__lt=before).order_by("pk").values_list("pk", flat=True).iterator(50_000),
-        dtype=np.int64,
-    )
     if not len(ids):
         return []
     if stride > 1:
@@ -173,6 +177,11 @@ def customer_id_ranges(before: datetime, chunk_customers: int, stride: int = 1) 
     starts = ids[::chunk_customers]
     ends = np.append(ids[chunk_customers - 1 :: chunk_customers], ids[-1])[: len(starts)]
     return [(int(first), int(last)) for first, last in zip(starts, ends, strict=True)]
+
+
+def customer_id_ranges(before: datetime, chunk_customers: int, stride: int = 1) -> list[tuple[int, int]]:
+    """Split the customers created before `before` into id ranges (see `id_ranges`)."""
+    return id_ranges(customer_ids(before), chunk_customers, stride)
 
 
 def iter_aggregates(as_of: datetime, stride: int = 1) -> Iterator[pd.DataFrame]:

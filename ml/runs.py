@@ -17,10 +17,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from marketing.models import Customer
 from ml.features import build_features
 from ml.models import PURCHASE_PROPENSITY, ChunkStatus, ModelVersion, RunStatus, Score, ScoringChunk, ScoringRun
-from ml.queries import READ_CHUNK_CUSTOMERS, customer_id_ranges, read_aggregates
+from ml.queries import READ_CHUNK_CUSTOMERS, customer_ids, id_ranges, read_aggregates
 from ml.registry import scorer_for
 from ml.scoring import ScoredCustomers, assign_deciles, decile_cut_points
 
@@ -38,15 +37,15 @@ def start_scoring_run(as_of: datetime | None = None, task: str = PURCHASE_PROPEN
         raise NoActiveModel(f"no active {task} model: train one with train_propensity --activate")
     scorer = scorer_for(version)  # refuses a feature mismatch before anything is written
     as_of = as_of or timezone.now()
-    population = Customer.objects.filter(created_at__lt=as_of).count()
-    stride = max(1, math.ceil(population / settings.ML_DECILE_SAMPLE_CUSTOMERS))
+    ids = customer_ids(as_of)  # read once: the sample and the chunks both split these
+    stride = max(1, math.ceil(len(ids) / settings.ML_DECILE_SAMPLE_CUSTOMERS))
     sample = [
         scorer.probability(build_features(read_aggregates(as_of, first, last), as_of.timestamp()))
-        for first, last in customer_id_ranges(as_of, READ_CHUNK_CUSTOMERS, stride)
+        for first, last in id_ranges(ids, READ_CHUNK_CUSTOMERS, stride)
     ]
     cut_points = decile_cut_points(_concatenate(sample))
     chunk_customers = settings.ML_SCORING_CHUNK_CUSTOMERS
-    ranges = customer_id_ranges(as_of, chunk_customers)
+    ranges = id_ranges(ids, chunk_customers)
     with transaction.atomic():
         run = ScoringRun.objects.create(
             model_version=version,

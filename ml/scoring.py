@@ -28,7 +28,7 @@ class ScoredCustomers:
     customer_ids: np.ndarray
     probability: np.ndarray
     reasons: list[str]  # one JSON list per customer: [{"feature", "value", "effect"}, ...]
-    signatures: int  # tree patterns explained: the cost of the reasons, in single-tree rows
+    patterns: int  # tree patterns explained: the cost of the reasons, in single-tree rows
 
 
 class Scorer:
@@ -73,7 +73,7 @@ class Scorer:
             customer_ids=features.index.to_numpy(dtype=np.int64),
             probability=self._calibrate(raw),
             reasons=reasons,
-            signatures=patterns,
+            patterns=patterns,
         )
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:

@@ -5,20 +5,10 @@ from datetime import datetime
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
-from ml.registry import TrainingOptions, train_model
 from ml.runs import record_chunk_failure, resume_stalled_runs, score_chunk, start_scoring_run
 
 logger = logging.getLogger("kairos")
-
-
-@shared_task(name="ml.train_propensity")
-def train_propensity_task(horizon_days: int, as_of: str | None = None, activate: bool = False) -> None:
-    """Train a version on data up to `as_of` (ISO 8601, default now) and activate it if it earns it."""
-    moment = datetime.fromisoformat(as_of) if as_of else timezone.now()
-    version = train_model(TrainingOptions(horizon_days=horizon_days, as_of=moment, activate=activate))
-    logger.info("trained %s (beats baselines: %s)", version, version.beats_baselines)
 
 
 @shared_task(name="ml.start_scoring_run")

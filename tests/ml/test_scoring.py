@@ -76,7 +76,7 @@ def test_reasons_and_probabilities_equal_lightgbm_contributions_on_every_row(boo
 
     scored = scorer.score(crowded)
 
-    assert scored.signatures < len(crowded) * booster.num_trees()
+    assert scored.patterns < len(crowded) * booster.num_trees()
     assert scored.customer_ids.tolist() == crowded.index.tolist()
     assert [json.loads(reasons) for reasons in scored.reasons] == direct_reasons(values, contributions)
     # Summed tree by tree rather than in LightGBM's order: equal up to the last bits of a double.
@@ -117,7 +117,7 @@ def test_a_frame_with_missing_values_is_refused_by_column(scorer, crowded):
 def test_an_empty_frame_scores_nobody(scorer):
     scored = scorer.score(pd.DataFrame(columns=list(FEATURE_NAMES), dtype=float))
 
-    assert (scored.customer_ids.tolist(), scored.probability.tolist(), scored.reasons, scored.signatures) == (
+    assert (scored.customer_ids.tolist(), scored.probability.tolist(), scored.reasons, scored.patterns) == (
         [],
         [],
         [],
