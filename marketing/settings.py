@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "marketing.apps.MarketingConfig",
     "ml.apps.MlConfig",
     "campaigns.apps.CampaignsConfig",
+    "anymail",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,29 @@ if env_str("EMAIL_URL"):
 else:
     EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 
+# Where recipients reach Kairos: tracking, unsubscribe and preference links are built on this.
+# Mailbox providers require HTTPS for the List-Unsubscribe URL, so production must set it.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
+# The mailto half of List-Unsubscribe; blank derives unsubscribe@<the sender's domain>.
+UNSUBSCRIBE_MAILTO = env_str("UNSUBSCRIBE_MAILTO")
+# Shown in every marketing e-mail's footer, as anti-spam laws require a postal address.
+SHOP_NAME = env_str("SHOP_NAME", "Kairos Demo Shop")
+SHOP_URL = env_str("SHOP_URL", "https://shop.example.com")
+SHOP_POSTAL_ADDRESS = env_str("SHOP_POSTAL_ADDRESS", "1 Example Street, 10115 Berlin, Germany")
+# Rendering limits for every template: a marketer's template cannot hold a worker hostage.
+TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 2000)
+TEMPLATE_MAX_OUTPUT_CHARS = env_int("TEMPLATE_MAX_OUTPUT_CHARS", 1_000_000)
+# Delivery: messages per task, each batch on one SMTP connection.
+SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 200)
+SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
+SEND_RETRY_BASE_S = env_int("SEND_RETRY_BASE_S", 60)  # doubled on every attempt
+# A message still "sending" this long after its claim was interrupted; it becomes "unknown".
+SEND_STALL_S = env_int("SEND_STALL_S", 900)
+# Signed tracking and unsubscribe links; an unsubscribe link must keep working for years.
+TRACKING_TOKEN_MAX_AGE_S = env_int("TRACKING_TOKEN_MAX_AGE_S", 2 * 365 * 24 * 3600)
+# ESP webhooks (bounces, complaints) arrive through django-anymail with this basic-auth secret.
+ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
+
 # Celery: without a broker, tasks run in-process, in the caller, so one machine needs no Redis.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
@@ -231,6 +255,11 @@ CELERY_TASK_ROUTES = {
     "marketing.refresh_segment": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_due_segments": {"queue": Queue.SEGMENTS.value},
     "marketing.refresh_all_segments": {"queue": Queue.SEGMENTS.value},
+    "campaigns.send_messages": {"queue": Queue.EMAIL.value},
+    "campaigns.dispatch_due_messages": {"queue": Queue.EMAIL.value},
+    "campaigns.mark_stalled_messages": {"queue": Queue.EMAIL.value},
+    "campaigns.queue_broadcast": {"queue": Queue.EMAIL.value},
+    "campaigns.generate_content": {"queue": Queue.DEFAULT.value},
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
@@ -239,6 +268,16 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-due-segments": {
         "task": "marketing.refresh_due_segments",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "dispatch-due-messages": {
+        "task": "campaigns.dispatch_due_messages",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
+    "mark-stalled-messages": {
+        "task": "campaigns.mark_stalled_messages",
         "schedule": 60.0,
         "options": {"expires": 55},
     },

@@ -1,0 +1,396 @@
+"""The one environment every Kairos template renders in: Jinja's immutable sandbox, with limits.
+
+Templates come from two places: layouts developers write on disk (`templates/emails/`,
+`templates/seo/`, `templates/social/`, `templates/pages/`) and templates marketers edit in the
+admin. Both render here, with plain data as context (never ORM objects, settings or requests).
+
+The sandbox stops attribute escapes (`__class__`, `__globals__`) and mutation of the context.
+It does not bound time or memory, so this module adds that: every call, attribute read, filter,
+operator, concatenation, loop over `range` and output chunk checks a deadline, and no value a
+template builds may exceed TEMPLATE_MAX_OUTPUT_CHARS characters (or list items).
+"""
+
+import contextvars
+import functools
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from django.conf import settings
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
+from markupsafe import Markup
+
+LAYOUT_FOLDERS = ("emails", "seo", "social", "pages")
+HTML_SUFFIXES = (".html", ".htm", ".xml")
+# Loops over range() and numbers passed to filters stay below this; Jinja's own sandbox limit.
+MAX_RANGE_ITEMS = 100_000
+DEADLINE_CHECK_EVERY_ITEMS = 1024
+# Deep macro recursion is a way to burn time; Python's own limit would also stop it, later.
+MAX_CALL_DEPTH = 200
+
+
+class RenderError(Exception):
+    """A template that cannot render: its message names the problem and, where known, the line."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.message = message
+        self.line = line
+
+
+class RenderLimitExceeded(SecurityError):
+    """A template went past a time or size limit."""
+
+
+@dataclass
+class _Budget:
+    deadline: float
+    max_chars: int
+    depth: int = 0
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("kairos_render_budget", default=None)
+
+
+def _check_deadline() -> None:
+    budget = _budget.get()
+    if budget is not None and time.monotonic() > budget.deadline:
+        raise RenderLimitExceeded(f"rendering took longer than {settings.TEMPLATE_RENDER_TIMEOUT_MS} ms")
+
+
+def _max_chars() -> int:
+    budget = _budget.get()
+    return budget.max_chars if budget is not None else settings.TEMPLATE_MAX_OUTPUT_CHARS
+
+
+def _weight(value: Any, limit: int) -> int:
+    """Return roughly how many characters the value would print as, stopping once past the limit."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        total, items = 0, value.items()
+    elif isinstance(value, list | tuple | set | frozenset | BoundedRange):
+        total, items = 0, value
+    else:
+        return 1
+    for item in items:
+        total += 1 + (_weight(item[0], limit) + _weight(item[1], limit) if isinstance(value, dict) else _weight(item, limit))
+        if total > limit:
+            break
+    return total
+
+
+def _guard(value: Any, what: str = "a value") -> Any:
+    limit = _max_chars()
+    if _weight(value, limit) > limit:
+        raise RenderLimitExceeded(f"{what} would exceed {limit:,} characters")
+    return value
+
+
+class BoundedRange:
+    """What `range()` returns in templates: at most MAX_RANGE_ITEMS numbers, checking the deadline as it goes."""
+
+    def __init__(self, *args: int) -> None:
+        self._range = range(*args)
+        if len(self._range) > MAX_RANGE_ITEMS:
+            raise RenderLimitExceeded(f"range() of {len(self._range):,} numbers; at most {MAX_RANGE_ITEMS:,} are allowed")
+
+    def __iter__(self) -> Iterator[int]:
+        for index, number in enumerate(self._range):
+            if index % DEADLINE_CHECK_EVERY_ITEMS == 0:
+                _check_deadline()
+            yield number
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __getitem__(self, index):
+        return self._range[index]
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._range
+
+    def __repr__(self) -> str:
+        return repr(self._range)
+
+
+class BoundedNamespace(Namespace):
+    """`namespace()` whose values are size-checked: a loop cannot double a string into gigabytes."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _check_deadline()
+        super().__setitem__(name, _guard(value, f"namespace value {name!r}"))
+
+
+def _number_arguments_checked(args: tuple, kwargs: dict, where: str) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_RANGE_ITEMS:
+            raise RenderLimitExceeded(f"{where} was given {value:,}; numbers above {MAX_RANGE_ITEMS:,} are not allowed")
+
+
+def _guarded_filter(name: str, function: Callable) -> Callable:
+    """Wrap a filter so its inputs, numbers and result stay within the limits."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        _check_deadline()
+        # Filters that take a context or environment get it first; check only the template's values.
+        values = args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
+        _number_arguments_checked(values[1:], kwargs, f"the {name} filter")
+        limit = _max_chars()
+        if sum(_weight(value, limit) for value in (*values, *kwargs.values())) > limit:
+            raise RenderLimitExceeded(f"the {name} filter's input exceeds {limit:,} characters")
+        if name == "format" and values and isinstance(values[0], str) and _WIDE_FORMAT.search(values[0]):
+            raise RenderLimitExceeded("format widths and precisions above 999 are not allowed")
+        if name == "replace" and len(values) >= 3 and isinstance(values[0], str):
+            _check_replace(values[0], values[1], values[2])
+        return _guard(function(*args, **kwargs), f"the result of the {name} filter")
+
+    return guarded
+
+
+def _check_replace(text: str, old: Any, new: Any) -> None:
+    occurrences = text.count(str(old)) if str(old) else len(text) + 1
+    if len(text) + occurrences * len(str(new)) > _max_chars():
+        raise RenderLimitExceeded(f"replace() would exceed {_max_chars():,} characters")
+
+
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*(\d{4,}|\*)|%[-+ #0]*\d*\.(\d{4,}|\*)")
+# Methods of str that take a width or count and can allocate far more than their input.
+_STR_SIZE_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+# str.format and format_map reach attributes through the format mini-language; refused outright.
+_REFUSED_STR_METHODS = {"format", "format_map"}
+
+
+class _GuardedCodeGenerator(CodeGenerator):
+    """Compile `a ~ b` so its result is size-checked like every other operator's."""
+
+    def visit_Concat(self, node, frame) -> None:
+        self.write("environment.guard_concat(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+def _binop_size(operator_symbol: str, left: Any, right: Any) -> int | None:
+    """Return the size the result would have, for operators that can multiply a value's size."""
+    if operator_symbol == "*":
+        for sequence, count in ((left, right), (right, left)):
+            if isinstance(sequence, str | list | tuple) and isinstance(count, int):
+                return len(sequence) * max(count, 0)
+    if operator_symbol == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+        return len(left) + len(right)
+    return None
+
+
+class KairosSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, bounded in time and size."""
+
+    code_generator_class = _GuardedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def guard_concat(self, value: Any) -> Any:
+        _check_deadline()
+        return _guard(value, "a joined string")
+
+    def call_binop(self, context, operator_symbol: str, left: Any, right: Any) -> Any:
+        _check_deadline()
+        size = _binop_size(operator_symbol, left, right)
+        if size is not None and size > _max_chars():
+            raise RenderLimitExceeded(f"the {operator_symbol!r} operator would build {size:,} items; the limit is {_max_chars():,}")
+        if operator_symbol == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise RenderLimitExceeded(f"exponents above 64 are not allowed (got {right})")
+        if operator_symbol == "%" and isinstance(left, str):
+            raise SecurityError("%-formatting of strings is not allowed in templates; use ~ to join text")
+        return super().call_binop(context, operator_symbol, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable | None:
+        """Refuse str.format and str.format_map, which the plain sandbox would run in a sandboxed formatter."""
+        if isinstance(getattr(value, "__self__", None), str) and getattr(value, "__name__", "") in _REFUSED_STR_METHODS:
+            name = value.__name__
+
+            def refused(*args, **kwargs):
+                raise SecurityError(f"str.{name} is not allowed in templates; use ~ to join text")
+
+            return refused
+        return None
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _check_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _check_deadline()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        _check_deadline()
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(owner, str):
+            if name in _STR_SIZE_METHODS:
+                _number_arguments_checked(args, kwargs, f"str.{name}")
+            if name == "replace" and len(args) >= 2:
+                _check_replace(owner, args[0], args[1])
+        limit = _max_chars()
+        if sum(_weight(value, limit) for value in (*args, *kwargs.values())) > limit:
+            raise RenderLimitExceeded(f"a call's arguments exceed {limit:,} characters")
+        budget = _budget.get()
+        if budget is not None:
+            budget.depth += 1
+            if budget.depth > MAX_CALL_DEPTH:
+                budget.depth -= 1
+                raise RenderLimitExceeded(f"calls nested deeper than {MAX_CALL_DEPTH}")
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            if budget is not None:
+                budget.depth -= 1
+        return _guard(result, "a call's result")
+
+
+def _finalize(value: Any) -> Any:
+    """Check every value a template prints before it is turned into text."""
+    _check_deadline()
+    return _guard(value, "a printed value")
+
+
+class LayoutLoader(FileSystemLoader):
+    """Load templates from `templates/`, but only from the folders that hold customer-facing layouts."""
+
+    def get_source(self, environment, template: str):
+        folder = template.split("/", 1)[0]
+        if folder not in LAYOUT_FOLDERS:
+            raise TemplateNotFound(template)
+        return super().get_source(environment, template)
+
+    def list_templates(self) -> list[str]:
+        return [name for name in super().list_templates() if name.split("/", 1)[0] in LAYOUT_FOLDERS]
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith(HTML_SUFFIXES)
+
+
+def templates_dir() -> Path:
+    return Path(settings.BASE_DIR) / "templates"
+
+
+def build_environment() -> KairosSandbox:
+    """Return a new sandboxed environment; `environment()` returns the shared one."""
+    env = KairosSandbox(
+        loader=LayoutLoader(str(templates_dir())),
+        autoescape=_autoescape,
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        auto_reload=settings.DEBUG,
+        keep_trailing_newline=False,
+    )
+    env.globals = {"range": BoundedRange, "namespace": BoundedNamespace, "dict": dict}
+    env.filters = {name: _guarded_filter(name, function) for name, function in env.filters.items() if name != "safe"}
+    env.filters["safe"] = _refuse_safe
+    return env
+
+
+def _refuse_safe(value: Any) -> Any:
+    raise SecurityError("the safe filter is not allowed: it would switch off escaping")
+
+
+@functools.cache
+def environment() -> KairosSandbox:
+    """Return the process-wide sandboxed environment."""
+    return build_environment()
+
+
+def layout_names() -> list[str]:
+    """Return the on-disk templates that database templates may extend, include or import."""
+    return sorted(environment().list_templates())
+
+
+def _line_of(traceback: TracebackType | None, filename: str | None) -> int | None:
+    """Return the template line of the innermost traceback frame from that template (Jinja rewrites them)."""
+    line = None
+    while traceback is not None:
+        frame_file = traceback.tb_frame.f_code.co_filename
+        if filename is not None and frame_file == filename:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
+def compile_source(source: str, name: str):
+    """Compile a template held as text; `name` ends in .html for autoescaped HTML, .txt otherwise."""
+    env = environment()
+    try:
+        code = env.compile(source, name=name, filename=name)
+    except TemplateSyntaxError as error:
+        raise RenderError(error.message or str(error), error.lineno) from None
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def load_file(name: str):
+    """Return a layout or page template from disk."""
+    try:
+        return environment().get_template(name)
+    except TemplateNotFound:
+        raise RenderError(f"no template {name!r} under {', '.join(f'templates/{folder}/' for folder in LAYOUT_FOLDERS)}") from None
+    except TemplateSyntaxError as error:
+        raise RenderError(f"{error.name or name}: {error.message}", error.lineno) from None
+
+
+def render(template, context: dict) -> str:
+    """Render a compiled template within the time and size limits, turning every failure into RenderError."""
+    budget = _Budget(
+        deadline=time.monotonic() + settings.TEMPLATE_RENDER_TIMEOUT_MS / 1000,
+        max_chars=settings.TEMPLATE_MAX_OUTPUT_CHARS,
+    )
+    token = _budget.set(budget)
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > budget.max_chars:
+                raise RenderLimitExceeded(f"the output exceeds {budget.max_chars:,} characters")
+            _check_deadline()
+            parts.append(chunk)
+    except RenderLimitExceeded as error:
+        raise RenderError(f"refused: {error}", _line_of(error.__traceback__, template.filename)) from None
+    except SecurityError as error:
+        raise RenderError(f"not allowed: {error}", _line_of(error.__traceback__, template.filename)) from None
+    except UndefinedError as error:
+        raise RenderError(f"unknown variable: {error}", _line_of(error.__traceback__, template.filename)) from None
+    except TemplateError as error:
+        raise RenderError(str(error), getattr(error, "lineno", None) or _line_of(error.__traceback__, template.filename)) from None
+    except RecursionError:
+        raise RenderError("refused: calls nested too deeply") from None
+    except MemoryError:
+        raise RenderError("refused: the template needs too much memory") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
+        raise RenderError(f"{type(error).__name__}: {error}", _line_of(error.__traceback__, template.filename)) from None
+    finally:
+        _budget.reset(token)
+    return "".join(parts)
+
+
+def render_string(source: str, context: dict, *, html: bool) -> str:
+    """Compile and render a template held as text."""
+    return render(compile_source(source, "<template>.html" if html else "<template>.txt"), context)
+
+
+def render_file(name: str, context: dict) -> str:
+    """Render a template from disk; HTML files are autoescaped."""
+    return render(load_file(name), context)
+
+
+def escape(value: Any) -> Markup:
+    """Escape text for HTML, as autoescaping would."""
+    return Markup.escape(value)
+
