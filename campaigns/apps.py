@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns"
+
+    def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from campaigns.webhooks import on_tracking_event
+
+        tracking.connect(on_tracking_event, dispatch_uid="kairos.campaigns.esp_tracking")

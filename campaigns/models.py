@@ -6,6 +6,7 @@ renders (layouts resolved, CSS inlined once). A `Message` is the outbox row of o
 person: it exists before anything is sent, and its unique key decides whether a send happened.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -32,6 +33,13 @@ class EmailTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from campaigns.versions import address_problem
+
+        errors = {name: problem for name in ("from_email", "reply_to") if (problem := address_problem(getattr(self, name)))}
+        if errors:
+            raise ValidationError(errors)
 
 
 class TemplateVariant(models.Model):
@@ -152,6 +160,7 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     message_id = models.CharField(max_length=255, blank=True, default="", help_text="The Message-ID header sent.")
+    provider_id = models.CharField(max_length=255, blank=True, default="", help_text="The ESP's id for the message, if any.")
     subject = models.CharField(max_length=255, blank=True, default="")
     links = models.JSONField(default=list, blank=True, help_text="Links recorded at render time; clicks redirect only here.")
     opened_at = models.DateTimeField(null=True, blank=True, help_text="First open by a person (machine opens excluded).")

@@ -222,14 +222,15 @@ SHOP_POSTAL_ADDRESS = env_str("SHOP_POSTAL_ADDRESS", "1 Example Street, 10115 Be
 # Rendering limits for every template: a marketer's template cannot hold a worker hostage.
 TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 2000)
 TEMPLATE_MAX_OUTPUT_CHARS = env_int("TEMPLATE_MAX_OUTPUT_CHARS", 1_000_000)
+# Where each recipient's product recommendations come from: a function taking customer ids and
+# returning {customer_id: [product dicts]}. The default gives everyone an empty list.
+RECOMMENDATION_SOURCE = env_str("RECOMMENDATION_SOURCE", "campaigns.context.no_recommendations")
 # Delivery: messages per task, each batch on one SMTP connection.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 200)
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_BASE_S = env_int("SEND_RETRY_BASE_S", 60)  # doubled on every attempt
 # A message still "sending" this long after its claim was interrupted; it becomes "unknown".
 SEND_STALL_S = env_int("SEND_STALL_S", 900)
-# Signed tracking and unsubscribe links; an unsubscribe link must keep working for years.
-TRACKING_TOKEN_MAX_AGE_S = env_int("TRACKING_TOKEN_MAX_AGE_S", 2 * 365 * 24 * 3600)
 # ESP webhooks (bounces, complaints) arrive through django-anymail with this basic-auth secret.
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
 

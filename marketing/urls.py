@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "Kairos"
@@ -9,4 +9,7 @@ admin.site.index_title = "Marketing automation"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("", include("campaigns.urls")),
+    # ESP webhooks (bounces, complaints), verified by django-anymail: /anymail/<esp>/tracking/
+    path("anymail/", include("anymail.urls")),
 ]

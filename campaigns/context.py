@@ -1,0 +1,138 @@
+"""The context every e-mail template renders with: plain data, documented once, here.
+
+Templates see dictionaries, lists, text and numbers only, never ORM objects, settings or requests,
+so a template can read exactly what is documented below and nothing else.
+"""
+
+from collections.abc import Callable, Iterable
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+# What a template may use, with a description; the admin shows it under the editor and the lint
+# checks templates against it.
+CONTEXT_DOCUMENTATION: dict[str, dict[str, str] | str] = {
+    "customer": {
+        "external_id": "The shop's id for the customer.",
+        "email": "The address the message goes to.",
+        "first_name": "First name; may be blank.",
+        "last_name": "Last name; may be blank.",
+        "full_name": "First and last name, or blank.",
+        "greeting_name": "The first name, or 'there' when it is blank.",
+        "locale": "BCP 47 tag such as de-DE; may be blank.",
+        "timezone": "IANA zone such as Europe/Berlin; may be blank.",
+        "country": "ISO 3166-1 alpha-2 code; may be blank.",
+        "city": "City; may be blank.",
+        "birth_date": "YYYY-MM-DD, or blank.",
+        "attributes": "The customer's custom attributes, e.g. customer.attributes.get('loyalty_tier').",
+    },
+    "recommendations": (
+        "A list of products for this customer (each with sku, name, url, image_url, price, currency, "
+        "category); empty until a recommender is configured."
+    ),
+    "campaign": {"name": "The campaign or broadcast sending this message."},
+    "links": {"unsubscribe": "The customer's unsubscribe page.", "shop": "The shop's home page."},
+    "shop": {"name": "The shop's name.", "url": "The shop's home page.", "postal_address": "The shop's postal address."},
+    "subject": "The rendered subject line (inside the HTML and text parts).",
+}
+
+CUSTOMER_FIELDS = ("external_id", "email", "first_name", "last_name", "locale", "timezone", "country", "city", "birth_date", "attributes")
+RECOMMENDATION_FIELDS = ("sku", "name", "url", "image_url", "price", "currency", "category")
+
+RecommendationSource = Callable[[list[int]], dict[int, list[dict]]]
+
+
+def customer_data(row: dict) -> dict:
+    """Return the template view of a customer from a dict of CUSTOMER_FIELDS (e.g. a `.values()` row)."""
+    first, last = row.get("first_name") or "", row.get("last_name") or ""
+    birth = row.get("birth_date")
+    return {
+        "external_id": row.get("external_id") or "",
+        "email": row.get("email") or "",
+        "first_name": first,
+        "last_name": last,
+        "full_name": f"{first} {last}".strip(),
+        "greeting_name": first or "there",
+        "locale": row.get("locale") or "",
+        "timezone": row.get("timezone") or "",
+        "country": row.get("country") or "",
+        "city": row.get("city") or "",
+        "birth_date": birth.isoformat() if isinstance(birth, date) else (birth or ""),
+        "attributes": dict(row.get("attributes") or {}),
+    }
+
+
+def product_data(row: dict) -> dict:
+    """Return the template view of a product from a dict of RECOMMENDATION_FIELDS."""
+    price = row.get("price")
+    return {
+        "sku": row.get("sku") or "",
+        "name": row.get("name") or "",
+        "url": row.get("url") or "",
+        "image_url": row.get("image_url") or "",
+        "price": f"{price:.2f}" if isinstance(price, Decimal | float | int) else (price or ""),
+        "currency": row.get("currency") or "",
+        "category": row.get("category") or "",
+    }
+
+
+def shop_data() -> dict:
+    return {"name": settings.SHOP_NAME, "url": settings.SHOP_URL, "postal_address": settings.SHOP_POSTAL_ADDRESS}
+
+
+def build_context(
+    customer: dict, *, recommendations: Iterable[dict] = (), campaign_name: str = "", unsubscribe_url: str = ""
+) -> dict:
+    """Assemble the documented context for one recipient."""
+    return {
+        "customer": customer,
+        "recommendations": [product_data(product) for product in recommendations],
+        "campaign": {"name": campaign_name},
+        "links": {"unsubscribe": unsubscribe_url, "shop": settings.SHOP_URL},
+        "shop": shop_data(),
+    }
+
+
+def sample_context() -> dict:
+    """Return a context with every documented field filled, for linting and previews without a customer."""
+    customer = customer_data(
+        {
+            "external_id": "SAMPLE-1",
+            "email": "sample.customer@example.com",
+            "first_name": "Alex",
+            "last_name": "Sample",
+            "locale": "en-GB",
+            "timezone": "Europe/London",
+            "country": "GB",
+            "city": "London",
+            "birth_date": date(1990, 5, 17),
+            "attributes": {"loyalty_tier": "gold"},
+        }
+    )
+    products = [
+        {
+            "sku": f"SAMPLE-{number}",
+            "name": f"Sample product {number}",
+            "url": f"{settings.SHOP_URL}/products/sample-{number}",
+            "image_url": f"{settings.SHOP_URL}/images/sample-{number}.jpg",
+            "price": Decimal("19.90") + number,
+            "currency": "EUR",
+            "category": "Samples",
+        }
+        for number in range(1, 5)
+    ]
+    return build_context(
+        customer, recommendations=products, campaign_name="Sample campaign", unsubscribe_url=f"{settings.PUBLIC_BASE_URL}/u/sample/"
+    )
+
+
+def no_recommendations(customer_ids: list[int]) -> dict[int, list[dict]]:
+    """The default recommendation source: nobody gets recommendations until a recommender is set."""
+    return {}
+
+
+def recommendation_source() -> RecommendationSource:
+    """Return the function named by RECOMMENDATION_SOURCE: customer ids in, product dicts per id out."""
+    return import_string(settings.RECOMMENDATION_SOURCE)

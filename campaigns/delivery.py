@@ -1,0 +1,309 @@
+"""Deliver messages: the outbox row first, suppression and consent checked last, each outcome recorded.
+
+A `Message` row exists before anything is sent, and its unique key (broadcast and customer)
+means a second queueing adds nothing. A worker claims queued rows by moving them to `sending`
+in a transaction (`SKIP LOCKED` on PostgreSQL), so two workers, two ticks or a duplicate task
+delivery never send the same row twice. Outcomes are written per batch; a worker that dies
+mid-batch leaves its rows in `sending`, and `mark_stalled_messages` turns those into `unknown`:
+they may have gone out, and a marketing e-mail sent twice is worse than one reported missing.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from campaigns.context import CUSTOMER_FIELDS, build_context, customer_data, recommendation_source
+from campaigns.emails import build_email, compiled, locate_error, message_id_header, recipient, render_email, sender
+from campaigns.models import Broadcast, BroadcastStatus, Message, MessageKind, MessageStatus, TemplateVariant, TemplateVersion
+from campaigns.rendering import RenderError
+from campaigns.tracking import unsubscribe_url
+from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
+from marketing.models import Consent, Customer, Suppression
+from marketing.segments.refresh import members_of
+from marketing.suppression import email_hash
+
+logger = logging.getLogger("kairos")
+
+# Rows written per INSERT when a broadcast is queued.
+QUEUE_INSERT_BATCH = 5_000
+# Due messages handed to workers per dispatch tick; the rest wait for the next tick.
+DISPATCH_LIMIT = 50_000
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{count} {status}" for status, count in sorted(self.outcomes.items()))
+        return f"{self.claimed} claimed: {parts or 'nothing to send'}"
+
+
+def broadcast_audience(broadcast: Broadcast):
+    """Return the customers a broadcast may go to now: its segment's members who may be mailed."""
+    customers = members_of(broadcast.segment) if broadcast.segment_id else Customer.objects.all()
+    return customers.mailable()
+
+
+def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
+    """Write one queued Message per audience member and hand them to workers after commit. Return how many."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
+        if broadcast.status != BroadcastStatus.DRAFT:
+            return 0
+        before = Message.objects.filter(broadcast=broadcast).count()
+        rows = broadcast_audience(broadcast).order_by("pk").values_list("pk", "email").iterator(chunk_size=QUEUE_INSERT_BATCH)
+        batch: list[Message] = []
+        for customer_id, address in rows:
+            batch.append(
+                Message(broadcast=broadcast, customer_id=customer_id, template_id=broadcast.template_id, to_email=address, next_attempt_at=now)
+            )
+            if len(batch) == QUEUE_INSERT_BATCH:
+                Message.objects.bulk_create(batch, ignore_conflicts=True)
+                batch = []
+        if batch:
+            Message.objects.bulk_create(batch, ignore_conflicts=True)
+        queued = Message.objects.filter(broadcast=broadcast).count() - before
+        broadcast.status = BroadcastStatus.QUEUED
+        broadcast.queued_at = now
+        broadcast.save(update_fields=["status", "queued_at"])
+        transaction.on_commit(dispatch_after_commit)
+    return queued
+
+
+def queue_test_message(template_id: int, to_email: str, customer_id: int | None = None) -> Message:
+    """Queue a test send of a template to any address, rendered for a chosen customer (or a sample)."""
+    with transaction.atomic():
+        message = Message.objects.create(
+            kind=MessageKind.TEST, template_id=template_id, customer_id=customer_id, to_email=to_email.strip()
+        )
+        transaction.on_commit(lambda: _send_later([message.pk]))
+    return message
+
+
+def dispatch_after_commit() -> None:
+    dispatch_due_messages()
+
+
+def _send_later(message_ids: list[int]) -> None:
+    from campaigns.tasks import send_messages_task
+
+    send_messages_task.delay(message_ids)
+
+
+def dispatch_due_messages(now: datetime | None = None) -> int:
+    """Hand due queued messages to workers in batches. Return how many were handed over.
+
+    Handing a row over twice is harmless: the first worker to claim it sends it, the other skips it.
+    """
+    now = now or timezone.now()
+    ids = list(Message.objects.due(now).order_by("pk").values_list("pk", flat=True)[:DISPATCH_LIMIT])
+    size = settings.SEND_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        _send_later(ids[start:start + size])
+    return len(ids)
+
+
+def claim(message_ids: list[int], now: datetime) -> list[int]:
+    """Move the given due messages to `sending`; return the ones this caller now owns."""
+    with transaction.atomic():
+        owned = list(
+            Message.objects.due(now).filter(pk__in=message_ids).select_for_update(skip_locked=True).values_list("pk", flat=True)
+        )
+        if owned:
+            Message.objects.filter(pk__in=owned).update(status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+    return owned
+
+
+def versions_by_locale(template_ids: set[int]) -> dict[int, dict[str, TemplateVersion]]:
+    variants = TemplateVariant.objects.filter(template_id__in=template_ids, current_version__isnull=False).select_related(
+        "current_version"
+    )
+    by_template: dict[int, dict[str, TemplateVersion]] = {}
+    for variant in variants:
+        by_template.setdefault(variant.template_id, {})[variant.locale.lower()] = variant.current_version
+    return by_template
+
+
+def version_for_locale(versions: dict[str, TemplateVersion], locale: str) -> TemplateVersion | None:
+    """Pick the variant for a locale: exact tag, then its language, then the default."""
+    locale = (locale or "").lower().replace("_", "-")
+    for candidate in (locale, locale.split("-")[0], ""):
+        if candidate in versions:
+            return versions[candidate]
+    return None
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=settings.SEND_RETRY_BASE_S * 2 ** max(attempts - 1, 0))
+
+
+def _apply(message: Message, result: Result, now: datetime) -> None:
+    """Set the row's final (or next) state from a send result."""
+    if result.outcome == Outcome.SENT:
+        message.status, message.sent_at, message.error = MessageStatus.SENT, now, ""
+    elif result.outcome == Outcome.UNKNOWN:
+        message.status, message.error = MessageStatus.UNKNOWN, result.detail
+    elif result.outcome == Outcome.REJECTED:
+        message.status, message.error = MessageStatus.FAILED, result.detail
+    elif message.attempts >= settings.SEND_MAX_ATTEMPTS:
+        message.status, message.error = MessageStatus.FAILED, f"gave up after {message.attempts} attempts: {result.detail}"
+    else:
+        message.status, message.error = MessageStatus.QUEUED, result.detail
+        message.next_attempt_at = now + _retry_delay(message.attempts)
+
+
+_RECORDED_FIELDS = ["status", "sent_at", "error", "next_attempt_at", "message_id", "subject", "links", "template_version", "provider_id"]
+
+
+def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchReport:
+    """Claim, check, render and send a batch of messages over one connection; record every outcome."""
+    now = now or timezone.now()
+    report = BatchReport()
+    owned = claim(message_ids, now)
+    report.claimed = len(owned)
+    if not owned:
+        return report
+    messages = list(Message.objects.filter(pk__in=owned).select_related("template", "broadcast").order_by("pk"))
+    customer_ids = [message.customer_id for message in messages if message.customer_id]
+    customers = {row["pk"]: row for row in Customer.objects.filter(pk__in=customer_ids).values("pk", "consent_state", *CUSTOMER_FIELDS)}
+    versions = versions_by_locale({message.template_id for message in messages})
+    recommendations = recommendation_source()(customer_ids) if customer_ids else {}
+    # The last moment before sending: anyone who unsubscribed, bounced or complained since queueing is skipped.
+    suppressed = set(Suppression.objects.filter(email_hash__in={email_hash(m.to_email) for m in messages}).values_list("email_hash", flat=True))
+
+    pending: list[tuple[Message, object]] = []
+    for message in messages:
+        problem = _refusal(message, customers.get(message.customer_id), suppressed)
+        if problem is not None:
+            message.status, message.error = problem
+            continue
+        built = _build(message, customers.get(message.customer_id), versions, recommendations)
+        if isinstance(built, Result):
+            _apply(message, built, now)
+        else:
+            pending.append((message, built))
+
+    if pending:
+        _deliver(pending, now)
+    with transaction.atomic():
+        Message.objects.bulk_update(messages, _RECORDED_FIELDS)
+    report.outcomes.update(message.status for message in messages)
+    _close_finished_broadcasts({message.broadcast_id for message in messages if message.broadcast_id})
+    return report
+
+
+def _refusal(message: Message, customer: dict | None, suppressed: set[str]) -> tuple[str, str] | None:
+    if email_hash(message.to_email) in suppressed:
+        return MessageStatus.SUPPRESSED, "the address is on the suppression list"
+    if message.kind == MessageKind.MARKETING:
+        if customer is None:
+            return MessageStatus.SUPPRESSED, "the customer was erased"
+        if customer["consent_state"] != Consent.OPTED_IN:
+            return MessageStatus.SUPPRESSED, f"no consent to marketing e-mail ({customer['consent_state']})"
+    if "@" not in message.to_email or any(char in message.to_email for char in "\r\n<>,;\"' "):
+        return MessageStatus.FAILED, f"invalid recipient address {message.to_email!r}"
+    return None
+
+
+def _build(message: Message, customer: dict | None, versions: dict, recommendations: dict):
+    """Render and assemble one message; a template problem fails the message alone, with the reason."""
+    template = message.template
+    customer_view = customer_data(customer) if customer is not None else _test_customer(message.to_email)
+    version = version_for_locale(versions.get(template.pk, {}), customer_view["locale"])
+    if version is None:
+        return Result(Outcome.REJECTED, f"template {template.name!r} has no content for locale {customer_view['locale']!r} nor a default")
+    marketing = message.kind == MessageKind.MARKETING
+    unsubscribe = unsubscribe_url(message.pk)
+    context = build_context(
+        customer_view,
+        recommendations=recommendations.get(message.customer_id, []),
+        campaign_name=message.broadcast.name if message.broadcast_id else "Test send",
+        unsubscribe_url=unsubscribe,
+    )
+    try:
+        rendered = render_email(compiled(version), context, message_id=message.pk, track_opens=template.track_opens and marketing)
+    except RenderError as error:
+        # The compiled source has its layout written in; name the line of the marketer's own source.
+        error = locate_error(version, context) or error
+        return Result(Outcome.REJECTED, f"template {template.name!r} v{version.number}: {error}")
+    from_email = sender(template)
+    message.template_version = version
+    message.subject = rendered.subject[:255]
+    message.links = list(rendered.links)
+    message.message_id = message.message_id or message_id_header(message.pk, from_email)
+    subject_prefix = "" if marketing else "[Test] "
+    if subject_prefix:
+        rendered = type(rendered)(subject_prefix + rendered.subject, rendered.html, rendered.text, rendered.links)
+    return build_email(
+        rendered,
+        message_pk=message.pk,
+        to=recipient(message.to_email, customer_view["full_name"] if customer is not None else ""),
+        from_email=from_email,
+        reply_to=template.reply_to,
+        message_id=message.message_id,
+    )
+
+
+def _test_customer(address: str) -> dict:
+    return customer_data({"email": address, "first_name": "Test", "last_name": "Recipient"})
+
+
+def _deliver(pending: list[tuple[Message, object]], now: datetime) -> None:
+    """Send the built messages over one connection; if it cannot be opened, defer them all."""
+    transport = Transport()
+    try:
+        transport.open()
+    except TRANSIENT_ERRORS as error:
+        for message, _ in pending:
+            _apply(message, Result(Outcome.DEFERRED, f"connect: {error}"), now)
+        return
+    try:
+        for position, (message, email) in enumerate(pending):
+            result = transport.send(email)
+            _apply(message, result, now)
+            if result.outcome == Outcome.SENT:
+                message.provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None) or ""
+            if result.outcome == Outcome.DEFERRED and result.detail.startswith("connect:"):
+                # The server is gone: the rest would only wait for their own timeouts.
+                for later, _ in pending[position + 1:]:
+                    _apply(later, Result(Outcome.DEFERRED, result.detail), now)
+                break
+    finally:
+        transport.close()
+
+
+def _close_finished_broadcasts(broadcast_ids: set[int]) -> None:
+    for broadcast_id in broadcast_ids:
+        unfinished = Message.objects.filter(broadcast_id=broadcast_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])
+        if not unfinished.exists():
+            Broadcast.objects.filter(pk=broadcast_id, status=BroadcastStatus.QUEUED).update(status=BroadcastStatus.DONE)
+
+
+def mark_stalled_messages(now: datetime | None = None) -> int:
+    """Turn messages left in `sending` by a dead worker into `unknown`; they are never resent. Return how many."""
+    now = now or timezone.now()
+    count = Message.objects.stalled(now - timedelta(seconds=settings.SEND_STALL_S)).update(
+        status=MessageStatus.UNKNOWN,
+        error="the worker stopped while sending; the message may have gone out, so it is not sent again",
+    )
+    if count:
+        logger.warning("%d messages were interrupted while sending and are now unknown", count)
+    return count
+
+
+def status_counts(queryset=None) -> dict[str, int]:
+    """Count messages per status."""
+    queryset = Message.objects.all() if queryset is None else queryset
+    counts = dict.fromkeys(MessageStatus.values, 0)
+    for status, count in queryset.order_by().values("status").annotate(n=Count("pk")).values_list("status", "n"):
+        counts[status] = count
+    return counts

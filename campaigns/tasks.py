@@ -1,0 +1,58 @@
+"""Celery tasks of the campaigns app: thin shells over plain functions (queues: CELERY_TASK_ROUTES)."""
+
+import logging
+
+from celery import shared_task
+
+from campaigns.content import generate_content
+from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, queue_broadcast, send_messages
+from marketing.models import Segment
+
+logger = logging.getLogger("kairos")
+
+
+# --- SEO and social content ------------------------------------------------------------------
+
+
+@shared_task(name="campaigns.generate_content")
+def generate_content_task(
+    kind: str, locale: str = "", segment_id: int | None = None, channels: list[str] | None = None
+) -> None:
+    """Generate SEO metadata and social posts for products or categories, aimed at a segment when one is given."""
+    segment = None
+    if segment_id is not None:
+        segment = Segment.objects.filter(pk=segment_id).first()
+        if segment is None:
+            logger.warning("content generation skipped: segment %s no longer exists", segment_id)
+            return
+    report = generate_content(kind, locale=locale, segment=segment, channels=channels)
+    logger.info("content generation for %s (locale %r) finished: %s", kind, locale, report.summary())
+
+
+# --- Delivery --------------------------------------------------------------------------------
+
+
+@shared_task(name="campaigns.send_messages")
+def send_messages_task(message_ids: list[int]) -> None:
+    """Send a batch of queued messages over one connection; rows another worker claimed are skipped."""
+    report = send_messages(message_ids)
+    logger.info("send batch: %s", report.summary())
+
+
+@shared_task(name="campaigns.dispatch_due_messages")
+def dispatch_due_messages_task() -> None:
+    """Hand due messages (new ones and retries whose back-off has passed) to workers (beat, every 10 s)."""
+    dispatch_due_messages()
+
+
+@shared_task(name="campaigns.mark_stalled_messages")
+def mark_stalled_messages_task() -> None:
+    """Report messages a dead worker left in `sending` as unknown (beat, every minute)."""
+    mark_stalled_messages()
+
+
+@shared_task(name="campaigns.queue_broadcast")
+def queue_broadcast_task(broadcast_id: int) -> None:
+    """Write the broadcast's messages and hand them to workers."""
+    count = queue_broadcast(broadcast_id)
+    logger.info("broadcast %s: %d messages queued", broadcast_id, count)
