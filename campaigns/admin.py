@@ -1,14 +1,42 @@
-"""Admin pages of the campaigns app."""
+"""Admin pages of the campaigns app: e-mail templates with preview and test send, broadcasts, messages, content."""
 
 import json
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from campaigns.content.export import pieces_csv, pieces_json
-from campaigns.models import ContentPiece, ContentStatus
+from campaigns.context import CONTEXT_DOCUMENTATION
+from campaigns.delivery import queue_test_message
+from campaigns.models import (
+    Broadcast,
+    BroadcastStatus,
+    ContentPiece,
+    ContentStatus,
+    EmailTemplate,
+    Message,
+    MessageStatus,
+    TemplateVariant,
+    TemplateVersion,
+)
+from campaigns.preview import PREVIEW_POLICY, preview_html
+from campaigns.rendering import RenderError, layout_names
+from campaigns.tasks import queue_broadcast_task
+from campaigns.versions import lint_variant, publish_variant
+from marketing.models import Customer
 
 # --- SEO and social content ------------------------------------------------------------------
 
@@ -100,3 +128,214 @@ def _attachment(content: str, content_type: str, filename: str) -> HttpResponse:
         content_type=f"{content_type}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# --- E-mail templates, broadcasts and messages ---------------------------------------------
+
+
+class TemplateVariantForm(forms.ModelForm):
+    class Meta:
+        model = TemplateVariant
+        fields = ["locale", "subject", "html", "text"]
+        widgets = {
+            "html": forms.Textarea(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace"}),
+            "text": forms.Textarea(attrs={"rows": 6, "cols": 100, "style": "font-family: monospace"}),
+        }
+
+    def clean(self) -> dict:
+        """Refuse a variant that cannot render, naming the field and the line of each problem."""
+        data = super().clean()
+        if {"subject", "html"} <= data.keys():
+            problems = lint_variant(data["subject"], data["html"], data.get("text", ""))
+            for name, messages_ in problems.by_field().items():
+                for message in messages_:
+                    self.add_error(name, message)
+        return data
+
+
+class TemplateVariantInline(admin.StackedInline):
+    model = TemplateVariant
+    form = TemplateVariantForm
+    extra = 0
+    min_num = 1
+    fields = ["locale", "subject", "html", "text", "version_shown"]
+    readonly_fields = ["version_shown"]
+
+    @admin.display(description="current version")
+    def version_shown(self, variant: TemplateVariant) -> str:
+        version = variant.current_version
+        return f"v{version.number}, saved {version.created_at:%Y-%m-%d %H:%M}" if version else "not saved yet"
+
+
+class TemplateVersionInline(admin.TabularInline):
+    model = TemplateVersion
+    fields = ["locale", "number", "subject", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    ordering = ["locale", "-number"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _context_help() -> str:
+    rows = []
+    for name, doc in CONTEXT_DOCUMENTATION.items():
+        if isinstance(doc, dict):
+            rows.extend(format_html("<li><code>{}.{}</code>: {}</li>", name, field, text) for field, text in doc.items())
+        else:
+            rows.append(format_html("<li><code>{}</code>: {}</li>", name, doc))
+    layouts = ", ".join(layout_names())
+    return format_html(
+        "<p>Templates are Jinja, rendered in a sandbox. Layouts you may extend, include or import from: {}.</p><ul>{}</ul>",
+        layouts,
+        mark_safe("".join(rows)),  # each row was escaped by format_html
+    )
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "locales", "latest_version", "track_opens", "updated_at"]
+    search_fields = ["name", "description"]
+    inlines = [TemplateVariantInline, TemplateVersionInline]
+    fields = ["name", "description", "from_email", "reply_to", "track_opens", "context_help"]
+    readonly_fields = ["context_help"]
+    change_form_template = "admin/campaigns/emailtemplate/change_form.html"
+
+    @admin.display(description="what templates can use")
+    def context_help(self, template: EmailTemplate | None = None) -> str:
+        return _context_help()
+
+    @admin.display(description="locales")
+    def locales(self, template: EmailTemplate) -> str:
+        return ", ".join(variant.locale or "default" for variant in template.variants.all())
+
+    @admin.display(description="latest version")
+    def latest_version(self, template: EmailTemplate) -> str:
+        numbers = [variant.current_version.number for variant in template.variants.all() if variant.current_version]
+        return f"v{max(numbers)}" if numbers else "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("variants__current_version")
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        for variant in form.instance.variants.all():
+            version = publish_variant(variant)
+            if version is not None:
+                messages.info(request, f"Saved {variant} as version {version.number}.")
+
+    def get_urls(self):
+        urls = [
+            path("<int:template_id>/preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_emailtemplate_preview"),
+            path(
+                "<int:template_id>/preview/frame/",
+                self.admin_site.admin_view(self.preview_frame_view),
+                name="campaigns_emailtemplate_preview_frame",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def _preview_target(self, request, template_id: int):
+        template = get_object_or_404(EmailTemplate, pk=template_id)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        customer_id = request.GET.get("customer") or request.POST.get("customer") or ""
+        customer = Customer.objects.filter(pk=customer_id).first() if customer_id.isdigit() else None
+        return template, customer
+
+    def preview_view(self, request, template_id: int) -> HttpResponse:
+        """Show a template rendered for a chosen customer, in a sandboxed frame, with a test-send form."""
+        template, customer = self._preview_target(request, template_id)
+        form = TestSendForm(request.POST or None, initial={"to": request.user.email})
+        if request.method == "POST":
+            if not self.has_change_permission(request, template):
+                raise PermissionDenied
+            if form.is_valid():
+                message = queue_test_message(template.pk, form.cleaned_data["to"], customer.pk if customer else None)
+                messages.success(request, f"Test message {message.pk} queued for {message.to_email}.")
+                return HttpResponseRedirect(request.get_full_path())
+        query = urlencode({"customer": customer.pk}) if customer else ""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {template.name}",
+            "opts": self.model._meta,
+            "original": template,
+            "customer": customer,
+            "form": form,
+            "frame_url": reverse("admin:campaigns_emailtemplate_preview_frame", args=[template.pk]) + (f"?{query}" if query else ""),
+            "customers": Customer.objects.order_by("pk")[:50],
+        }
+        return TemplateResponse(request, "admin/campaigns/emailtemplate/preview.html", context)
+
+    @method_decorator(xframe_options_sameorigin)
+    def preview_frame_view(self, request, template_id: int) -> HttpResponse:
+        """Serve the rendered e-mail as an opaque-origin document: no script in it can reach the admin."""
+        template, customer = self._preview_target(request, template_id)
+        try:
+            document = preview_html(template, customer)
+        except RenderError as error:
+            document = format_html("<p>This template cannot render: {}</p>", str(error))
+        response = HttpResponse(document)
+        # The CSP sandbox gives the document a unique origin even if opened outside the frame.
+        response["Content-Security-Policy"] = PREVIEW_POLICY
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+class TestSendForm(forms.Form):
+    to = forms.EmailField(label="Send a test to")
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(admin.ModelAdmin):
+    list_display = ["name", "template", "segment", "status", "queued_at", "sent", "failed", "suppressed", "unknown"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    autocomplete_fields = ["template"]
+    readonly_fields = ["status", "queued_at", "created_at"]
+    actions = ["send_now"]
+
+    def get_queryset(self, request):
+        counts = {f"n_{status}": Count("messages", filter=Q(messages__status=status)) for status in MessageStatus.values}
+        return super().get_queryset(request).select_related("template", "segment").annotate(**counts)
+
+    @admin.display(description="sent", ordering="n_sent")
+    def sent(self, broadcast: Broadcast) -> int:
+        return broadcast.n_sent
+
+    @admin.display(description="failed", ordering="n_failed")
+    def failed(self, broadcast: Broadcast) -> int:
+        return broadcast.n_failed
+
+    @admin.display(description="suppressed", ordering="n_suppressed")
+    def suppressed(self, broadcast: Broadcast) -> int:
+        return broadcast.n_suppressed
+
+    @admin.display(description="unknown", ordering="n_unknown")
+    def unknown(self, broadcast: Broadcast) -> int:
+        return broadcast.n_unknown
+
+    @admin.action(description="Send the selected draft broadcasts now")
+    def send_now(self, request, queryset) -> None:
+        drafts = list(queryset.filter(status=BroadcastStatus.DRAFT).values_list("pk", flat=True))
+        for broadcast_id in drafts:
+            transaction.on_commit(lambda broadcast_id=broadcast_id: queue_broadcast_task.delay(broadcast_id))
+        self.message_user(request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts.")
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["pk", "to_email", "kind", "status", "broadcast", "template", "attempts", "sent_at", "opened_at", "clicked_at"]
+    list_filter = ["status", "kind", "broadcast"]
+    search_fields = ["to_email", "message_id", "subject"]
+    list_select_related = ["broadcast", "template"]
+    readonly_fields = [field.name for field in Message._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # messages are written by delivery, never by hand
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

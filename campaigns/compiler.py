@@ -22,6 +22,7 @@ _FROM_IMPORT_TAG = re.compile(r"\{%[-+]?\s*from\s+(['\"])([^'\"]+)\1\s+import\s+
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.I)
 _SUPER_CALL = re.compile(r"\{\{[-+]?\s*super\(\)\s*[-+]?\}\}")
 _COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_FINAL_LINE_BREAK = re.compile(r"(?:\r\n|\r|\n)\Z")
 _PLACEHOLDER = re.compile(r"(?:<!--|&lt;!--)?kairosjinja(\d+)x(?:-->|--&gt;)?")
 MAX_LAYOUT_DEPTH = 5
 
@@ -100,7 +101,9 @@ def flatten(source: str) -> str:
 def _file_source(name: str) -> str:
     template = load_file(name)  # refuses anything outside the layout folders
     with open(template.filename, encoding="utf-8") as handle:
-        return handle.read()
+        source = handle.read()
+    # Jinja drops a file's final line break when it renders the file on its own; an inlined include must too.
+    return source if environment().keep_trailing_newline else _FINAL_LINE_BREAK.sub("", source, count=1)
 
 
 def _resolve_extends(source: str, depth: int = 0) -> str:

@@ -20,7 +20,15 @@ from django.utils import timezone
 
 from campaigns.context import CUSTOMER_FIELDS, build_context, customer_data, recommendation_source
 from campaigns.emails import build_email, compiled, locate_error, message_id_header, recipient, render_email, sender
-from campaigns.models import Broadcast, BroadcastStatus, Message, MessageKind, MessageStatus, TemplateVariant, TemplateVersion
+from campaigns.models import (
+    Broadcast,
+    BroadcastStatus,
+    Message,
+    MessageKind,
+    MessageStatus,
+    TemplateVariant,
+    TemplateVersion,
+)
 from campaigns.rendering import RenderError
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
@@ -246,7 +254,8 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     return build_email(
         rendered,
         message_pk=message.pk,
-        to=recipient(message.to_email, customer_view["full_name"] if customer is not None else ""),
+        # A test send goes to a colleague, not to the customer it was rendered for: no customer name on it.
+        to=recipient(message.to_email, customer_view["full_name"] if marketing else ""),
         from_email=from_email,
         reply_to=template.reply_to,
         message_id=message.message_id,

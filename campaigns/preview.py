@@ -1,7 +1,7 @@
 """Render a template for a chosen customer as the admin previews it: untracked, never sent."""
 
 from campaigns.context import CUSTOMER_FIELDS, build_context, customer_data, recommendation_source, sample_context
-from campaigns.delivery import versions_by_locale, version_for_locale
+from campaigns.delivery import version_for_locale, versions_by_locale
 from campaigns.emails import compiled, render_email
 from campaigns.models import EmailTemplate
 from campaigns.rendering import RenderError

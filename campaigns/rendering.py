@@ -14,7 +14,7 @@ import contextvars
 import functools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -152,15 +152,72 @@ def _guarded_filter(name: str, function: Callable) -> Callable:
             raise RenderLimitExceeded("format widths and precisions above 999 are not allowed")
         if name == "replace" and len(values) >= 3 and isinstance(values[0], str):
             _check_replace(values[0], values[1], values[2])
-        return _guard(function(*args, **kwargs), f"the result of the {name} filter")
+        if name in {"indent", "wordwrap"} and values and isinstance(values[0], str):
+            _check_repeated_insert(name, values[0], values[1:], kwargs)
+        if name == "join" and values:
+            offset = len(args) - len(values)
+            items = _joinable(values[0])
+            args = (*args[:offset], items, *args[offset + 1:])
+            _check_join(values[1] if len(values) > 1 else kwargs.get("d", ""), items)
+        result = function(*args, **kwargs)
+        if isinstance(result, Iterator):
+            # map, select, batch and friends are lazy: whatever later collects their items must stay bounded too.
+            return _bounded_items(result, f"the items of the {name} filter")
+        return _guard(result, f"the result of the {name} filter")
 
     return guarded
+
+
+def _bounded_items(items: Iterator, what: str) -> Iterator:
+    """Pass items through, refusing once together they would exceed the size limit."""
+    limit = _max_chars()
+    total = 0
+    for index, item in enumerate(items):
+        if index % DEADLINE_CHECK_EVERY_ITEMS == 0:
+            _check_deadline()
+        total += 1 + _weight(item, limit)
+        if total > limit:
+            raise RenderLimitExceeded(f"{what} would exceed {limit:,} characters")
+        yield item
 
 
 def _check_replace(text: str, old: Any, new: Any) -> None:
     occurrences = text.count(str(old)) if str(old) else len(text) + 1
     if len(text) + occurrences * len(str(new)) > _max_chars():
         raise RenderLimitExceeded(f"replace() would exceed {_max_chars():,} characters")
+
+
+def _check_repeated_insert(name: str, text: str, args: tuple, kwargs: dict) -> None:
+    """Refuse indent and wordwrap calls whose padding or wrap string, repeated on every line, would exceed the limit."""
+    if name == "indent":
+        width = args[0] if args else kwargs.get("width", 4)
+        insert, lines = (len(width) if isinstance(width, str) else int(width)), text.count("\n") + 1
+    else:
+        wrapstring = args[2] if len(args) > 2 else kwargs.get("wrapstring")
+        # Every wrapped line holds at least one character of the text.
+        insert, lines = len(str(wrapstring or "\n")), len(text)
+    if len(text) + insert * lines > _max_chars():
+        raise RenderLimitExceeded(f"the {name} filter would exceed {_max_chars():,} characters")
+
+
+def _check_translate(text: str, table: Any) -> None:
+    if isinstance(table, dict):
+        longest = max((len(value) for value in table.values() if isinstance(value, str)), default=1)
+        if len(text) * longest > _max_chars():
+            raise RenderLimitExceeded(f"translate() would exceed {_max_chars():,} characters")
+
+
+def _joinable(items: Any) -> Any:
+    """Collect lazy items (already size-checked as they pass) so a join can count them first."""
+    return list(items) if isinstance(items, Iterator) else items
+
+
+def _check_join(separator: Any, items: Any) -> None:
+    # The separator is repeated between every two items: a long one times many items is a memory bomb.
+    if isinstance(items, Sized) and len(str(separator)) * max(len(items) - 1, 0) > _max_chars():
+        raise RenderLimitExceeded(
+            f"join() of {len(items):,} items with a {len(str(separator)):,}-character separator would exceed {_max_chars():,} characters"
+        )
 
 
 _WIDE_FORMAT = re.compile(r"%[-+ #0]*(\d{4,}|\*)|%[-+ #0]*\d*\.(\d{4,}|\*)")
@@ -239,6 +296,11 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
                 _number_arguments_checked(args, kwargs, f"str.{name}")
             if name == "replace" and len(args) >= 2:
                 _check_replace(owner, args[0], args[1])
+            if name == "translate" and args:
+                _check_translate(owner, args[0])
+            if name == "join" and args:
+                args = (_joinable(args[0]), *args[1:])
+                _check_join(owner, args[0])
         limit = _max_chars()
         if sum(_weight(value, limit) for value in (*args, *kwargs.values())) > limit:
             raise RenderLimitExceeded(f"a call's arguments exceed {limit:,} characters")

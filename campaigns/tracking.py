@@ -132,12 +132,11 @@ def rewrite_text_links(text: str, message_id: int, links: list[str]) -> str:
 
 def add_open_pixel(document: str, message_id: int) -> str:
     pixel = f'<img src="{html.escape(open_url(message_id))}" width="1" height="1" alt="" style="display:block;border:0">'
-    match = None
-    for match in _BODY_END.finditer(document):
-        pass
-    if match is None:
+    ends = list(_BODY_END.finditer(document))
+    if not ends:
         return document + pixel
-    return document[:match.start()] + pixel + document[match.start():]
+    position = ends[-1].start()
+    return document[:position] + pixel + document[position:]
 
 
 def is_machine_open(user_agent: str, ip: str) -> bool:

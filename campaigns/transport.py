@@ -12,9 +12,10 @@ django-anymail) report per message through their own exceptions.
 
 import re
 import smtplib
-from email.utils import parseaddr
 import socket
+from contextlib import suppress
 from dataclasses import dataclass
+from email.utils import parseaddr
 from enum import StrEnum
 
 from django.core.mail import get_connection
@@ -67,10 +68,8 @@ class Transport:
         self.backend.open()
 
     def close(self) -> None:
-        try:
+        with suppress(*TRANSIENT_ERRORS):
             self.backend.close()
-        except TRANSIENT_ERRORS:
-            pass
 
     def send(self, email) -> Result:
         """Send one message and report what became of it."""

@@ -10,7 +10,13 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, queue_broadcast, queue_test_message, send_messages
+from campaigns.delivery import (
+    dispatch_due_messages,
+    mark_stalled_messages,
+    queue_broadcast,
+    queue_test_message,
+    send_messages,
+)
 from campaigns.models import Broadcast, BroadcastStatus, Message, MessageKind, MessageStatus, TemplateVariant
 from campaigns.tracking import unsubscribe_token
 from campaigns.versions import publish_variant, save_template
@@ -316,11 +322,9 @@ def test_concurrent_dispatchers_send_each_message_exactly_once(smtp_settings, br
 def test_queueing_inside_a_rolled_back_transaction_leaves_no_row_and_no_task(customers, broadcast_to, django_capture_on_commit_callbacks):
     broadcast = broadcast_to()
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                queue_broadcast(broadcast.pk)
-                raise RuntimeError("the caller failed after queueing")
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError), transaction.atomic():
+        queue_broadcast(broadcast.pk)
+        raise RuntimeError("the caller failed after queueing")
 
     assert callbacks == []
     assert Message.objects.count() == 0

@@ -1,13 +1,19 @@
+import email.policy
+import re
 import secrets
 import time
+from email.parser import BytesParser
+from email.utils import parseaddr
 from datetime import date
 from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.test import Client
 
 from marketing.demo.samples import write_samples
 from marketing.demo.store import generate_store
@@ -40,6 +46,15 @@ DEMO_SEGMENTS = [
         ("segment", {"segment": "Mailable"}, False),
     ]),
 ]
+
+
+def latest_outbox_messages(folder: Path) -> list:
+    """Return the messages in the newest file the file e-mail backend wrote (it separates them with a rule)."""
+    files = sorted(folder.glob("*.log"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    if not files:
+        return []
+    parts = re.split(rb"\n-{79}\n", files[-1].read_bytes())
+    return [BytesParser(policy=email.policy.default).parsebytes(part.lstrip()) for part in parts if part.strip()]
 
 
 class Command(BaseCommand):
@@ -89,6 +104,14 @@ class Command(BaseCommand):
         self.step("Purchase propensity", "LightGBM on rolling snapshots, judged against recency and logistic baselines")
         self.propensity(folder)
 
+        self.step("Content", "SEO metadata and social posts from templates/seo/ and templates/social/, lengths checked")
+        self.command("generate_content")
+        self.command("generate_content", "--categories", "--segment", LIKELY_BUYERS)
+
+        self.step("E-mail", f"a broadcast to {LIKELY_BUYERS!r}: rendered in the sandbox, CSS inlined once, written to the outbox")
+        self.command("send_broadcast", "Picked for you (demo)", "--template", "Picked for you", "--segment", LIKELY_BUYERS, "--install-starters")
+        self.engagement()
+
         self.step("Audience", "")
         self.line(
             f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
@@ -129,6 +152,35 @@ class Command(BaseCommand):
             )
         result = refresh_segment(segment.pk)
         self.line(f"{LIKELY_BUYERS}: {result.size:,} members (the two most likely deciles)")
+
+    def command(self, name: str, *arguments: str) -> None:
+        output = StringIO()
+        call_command(name, *arguments, stdout=output, stderr=StringIO())
+        self.lines(output)
+
+    def engagement(self) -> None:
+        """Open the newest outbox file as a mail program would, and follow its links through the running app."""
+        messages = latest_outbox_messages(Path(settings.EMAIL_FILE_PATH))
+        if not messages:
+            self.line("no message in the outbox")
+            return
+        first = messages[0]
+        self.line(f"outbox: {len(messages)} messages in the newest file of {settings.EMAIL_FILE_PATH}")
+        for header in ("To", "Subject", "Message-ID", "List-Unsubscribe-Post"):
+            self.line(f"  {header}: {first[header]}")
+        client = Client(HTTP_HOST=urlsplit(settings.PUBLIC_BASE_URL).netloc or "127.0.0.1")
+        html = first.get_body(("html",)).get_content()
+        clicks = [url for url in re.findall(r'href="([^"]+)"', html) if "/t/c/" in url]
+        if clicks:
+            response = client.get(urlsplit(clicks[0]).path)
+            self.line(f"a click on its first tracked link: {response.status_code} to {response.get('Location')}")
+        unsubscribe = re.search(r"<(https?://[^>]+)>", first["List-Unsubscribe"])
+        response = client.post(urlsplit(unsubscribe.group(1)).path, {"List-Unsubscribe": "One-Click"})
+        recipient = parseaddr(first["To"])[1]
+        self.line(
+            f"its one-click unsubscribe (RFC 8058, no cookie): {response.status_code}; "
+            f"{recipient} suppressed: {Suppression.is_suppressed(recipient)}"
+        )
 
     def lines(self, output: StringIO) -> None:
         for line in output.getvalue().splitlines():
