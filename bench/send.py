@@ -64,7 +64,13 @@ NO_CONSENT_REMAINDER = 53
 
 FIRST_NAMES = ["Anna", "Jürgen", "Zoë", "Mateo", "Søren", "Aiko", "", "Fatima", "Liam", "Chloé", "Oskar", "Priya"]
 LAST_NAMES = ["Schmidt", "Dubois", "Nowak", "García", "O'Brien", "Müller", "Rossi", "Jansen", "Kowalski", ""]
-CITIES = [("DE", "Berlin", "de-DE"), ("FR", "Lyon", "fr-FR"), ("GB", "Leeds", "en-GB"), ("PL", "Kraków", "pl-PL"), ("US", "", "")]
+CITIES = [
+    ("DE", "Berlin", "de-DE"),
+    ("FR", "Lyon", "fr-FR"),
+    ("GB", "Leeds", "en-GB"),
+    ("PL", "Kraków", "pl-PL"),
+    ("US", "", ""),
+]
 CATEGORIES = ["Shoes", "Bags", "Jackets", "Knitwear", "Accessories"]
 
 TEMPLATE_SUBJECT = "{{ customer.greeting_name }}, four picks for you"
@@ -86,7 +92,9 @@ def _catalogue() -> list[dict]:
     """Return the best sellers, read once per process; the bench shop sells the same list all run."""
     from marketing.models import Product
 
-    return list(Product.objects.order_by("sku").values("sku", "name", "url", "image_url", "price", "currency", "category"))
+    return list(
+        Product.objects.order_by("sku").values("sku", "name", "url", "image_url", "price", "currency", "category")
+    )
 
 
 def four_recommendations(customer_ids: list[int]) -> dict[int, list[dict]]:
@@ -138,7 +146,9 @@ class SmtpSink:
         command += [f"127.0.0.1:{self.port}", "256"]
         env = {**os.environ, "LD_LIBRARY_PATH": str(SINK_LIBRARIES)}
         self.log = open(self.log_path, "w")  # noqa: SIM115 (kept open for the sink's lifetime)
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + SINK_READY_TIMEOUT_S
         while True:
             try:
@@ -262,9 +272,12 @@ def refuse_after_queueing(customers: int) -> None:
         if refused is not None and not refused[1]:
             late[refused[0]].append(number)
     Suppression.objects.bulk_create(
-        Suppression(email_hash=email_hash(address(number)), reason=SuppressionReason.UNSUBSCRIBED) for number in late["suppressed"]
+        Suppression(email_hash=email_hash(address(number)), reason=SuppressionReason.UNSUBSCRIBED)
+        for number in late["suppressed"]
     )
-    Customer.objects.filter(external_id__in=[f"C{number:08d}" for number in late["no_consent"]]).update(consent_state=Consent.OPTED_OUT)
+    Customer.objects.filter(external_id__in=[f"C{number:08d}" for number in late["no_consent"]]).update(
+        consent_state=Consent.OPTED_OUT
+    )
 
 
 # --- Kairos ------------------------------------------------------------------------------------
@@ -285,6 +298,22 @@ def start_worker(env: dict[str, str], concurrency: int, log_path: Path) -> subpr
             raise SystemExit(f"the Celery worker did not start:\n{log_path.read_text()}")
         time.sleep(0.2)
     return worker
+
+
+def tree_cpu_s(pid: int) -> float:
+    """Return the CPU seconds a process and its living descendants have used (Linux /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        pending.extend(int(child) for child in children)
+    return total
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -323,20 +352,31 @@ def raw_inputs(template, numbers: list[int]) -> tuple[dict[str, str], list[tuple
     from campaigns.models import TemplateVariant
     from marketing.models import Customer
 
-    version = TemplateVariant.objects.select_related("current_version").get(template=template, locale="").current_version
+    version = (
+        TemplateVariant.objects.select_related("current_version").get(template=template, locale="").current_version
+    )
     sources = {"subject.txt": version.subject, "body.html": version.compiled_html, "body.txt": version.compiled_text}
     rows = {
         row["external_id"]: row
         for row in Customer.objects.filter(external_id__in=[f"C{number:08d}" for number in numbers]).values(
-            "pk", "external_id", "email", "first_name", "last_name", "locale", "timezone", "country", "city", "attributes"
+            "pk",
+            "external_id",
+            "email",
+            "first_name",
+            "last_name",
+            "locale",
+            "timezone",
+            "country",
+            "city",
+            "attributes",
         )
     }
     recommendations = four_recommendations([row["pk"] for row in rows.values()])
     return sources, [(rows[f"C{number:08d}"], recommendations[rows[f"C{number:08d}"]["pk"]]) for number in numbers]
 
 
-def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]], port: int) -> float:
-    """Render, build and send every message in one process over one SMTP connection. Return the seconds."""
+def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]], port: int) -> tuple[float, float]:
+    """Render, build and send every message in one process over one SMTP connection. Return wall and CPU seconds."""
     from email.utils import formataddr
 
     import jinja2
@@ -344,12 +384,16 @@ def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]],
     from django.core.mail import EmailMultiAlternatives, get_connection
 
     env = jinja2.Environment(loader=jinja2.DictLoader(sources), autoescape=lambda name: name.endswith(".html"))
-    subject_template, html_template, text_template = (env.get_template(name) for name in ("subject.txt", "body.html", "body.txt"))
+    subject_template, html_template, text_template = (
+        env.get_template(name) for name in ("subject.txt", "body.html", "body.txt")
+    )
     shop = {"name": settings.SHOP_NAME, "url": settings.SHOP_URL, "postal_address": settings.SHOP_POSTAL_ADDRESS}
     from_email = settings.DEFAULT_FROM_EMAIL
-    connection = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1", port=port, fail_silently=False)
+    connection = get_connection(
+        "django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1", port=port, fail_silently=False
+    )
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     connection.open()
     for row, products in recipients:
         first, last = row["first_name"], row["last_name"]
@@ -369,7 +413,11 @@ def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]],
             subject=subject,
             body=text_template.render(context),
             from_email=from_email,
-            to=[formataddr((context["customer"]["full_name"], row["email"])) if context["customer"]["full_name"] else row["email"]],
+            to=[
+                formataddr((context["customer"]["full_name"], row["email"]))
+                if context["customer"]["full_name"]
+                else row["email"]
+            ],
             headers={
                 "Message-ID": f"<raw.{row['pk']}@{DOMAIN}>",
                 "List-Unsubscribe": f"<{unsubscribe}>, <mailto:unsubscribe@{DOMAIN}?subject=unsubscribe%20raw-{row['pk']}>",
@@ -379,7 +427,7 @@ def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]],
         email.attach_alternative(html_template.render(context), "text/html")
         connection.send_messages([email])
     connection.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 # --- Main --------------------------------------------------------------------------------------
@@ -426,35 +474,48 @@ def main() -> None:
     write_shop(args.messages)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-    template = save_template("Autumn picks", subject=TEMPLATE_SUBJECT, html=TEMPLATE_HTML, from_email="Kairos Shop <news@shop.example.com>")
-    print(f"shop written in {time.perf_counter() - started:.1f}s: {args.messages:,} customers, {PRODUCTS} products", flush=True)
+    template = save_template(
+        "Autumn picks", subject=TEMPLATE_SUBJECT, html=TEMPLATE_HTML, from_email="Kairos Shop <news@shop.example.com>"
+    )
+    print(
+        f"shop written in {time.perf_counter() - started:.1f}s: {args.messages:,} customers, {PRODUCTS} products",
+        flush=True,
+    )
 
     refused = {number: kind for number in range(1, args.messages + 1) if (kind := refusal(number))}
     forbidden = {address(number) for number in refused}
     expected_numbers = [number for number in range(1, args.messages + 1) if number not in refused]
     expected = {address(number) for number in expected_numbers}
 
+    # The raw loop runs first, on a quiet machine: after the broadcast, autovacuum would be cleaning up behind it.
+    sources, recipients = raw_inputs(template, expected_numbers)
+    raw_sink = SmtpSink("raw")
+    raw_s, raw_cpu_s = raw_send(sources, recipients, raw_sink.port)
+    raw = delivery_check(raw_sink.stop(), expected, forbidden)
+    print(f"raw loop: {len(recipients):,} sent in {raw_s:.2f}s; at the sink: {raw}", flush=True)
+    if not args.keep_dumps:
+        raw_sink.dump_path.unlink(missing_ok=True)
+
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log_path = SINK_DIR / "worker.log"
     worker = start_worker(env, args.workers, log_path)
     try:
+        # CPU is counted as well as wall time: other work on the machine slows both runs, not their CPU per message.
+        cpu_before = tree_cpu_s(worker.pid) + time.process_time()
         queue_s, kairos_s, queued = send_broadcast(template, args.messages, timeout_s=max(120.0, args.messages / 20))
+        kairos_cpu_s = tree_cpu_s(worker.pid) + time.process_time() - cpu_before
     except TimeoutError as error:
         raise SystemExit(f"{error}\n{log_path.read_text()[-4000:]}") from None
     finally:
         stop_worker(worker)
     kairos = delivery_check(kairos_sink.stop(), expected, forbidden)
     statuses = {status: count for status, count in status_counts().items() if count}
-    print(f"Kairos: {queued:,} queued in {queue_s:.2f}s, all final after {kairos_s:.2f}s: {statuses}; at the sink: {kairos}", flush=True)
-
-    sources, recipients = raw_inputs(template, expected_numbers)
-    raw_sink = SmtpSink("raw")
-    raw_s = raw_send(sources, recipients, raw_sink.port)
-    raw = delivery_check(raw_sink.stop(), expected, forbidden)
-    print(f"raw loop: {len(recipients):,} sent in {raw_s:.2f}s; at the sink: {raw}", flush=True)
+    print(
+        f"Kairos: {queued:,} queued in {queue_s:.2f}s, all final after {kairos_s:.2f}s: {statuses}; at the sink: {kairos}",
+        flush=True,
+    )
     if not args.keep_dumps:
         kairos_sink.dump_path.unlink(missing_ok=True)
-        raw_sink.dump_path.unlink(missing_ok=True)
 
     sent = statuses.get("sent", 0)
     refused_at_queue = sum(1 for kind, before in refused.values() if before)
@@ -479,6 +540,9 @@ def main() -> None:
         "sent_per_s": round(sent_per_s, 1),
         "raw_per_s": round(raw_per_s, 1),
         "ratio": round(sent_per_s / raw_per_s, 3),
+        # Client-side CPU per message: the workers and the queueing process, against the raw loop's process.
+        "kairos_cpu_ms_per_message": round(1000 * kairos_cpu_s / max(sent, 1), 2),
+        "raw_cpu_ms_per_message": round(1000 * raw_cpu_s / len(recipients), 2),
         "duplicates": kairos["duplicates"],
         "missing": kairos["missing"],
         "refused_arrived": kairos["forbidden_arrived"],

@@ -18,7 +18,8 @@ _JINJA_CONSTRUCT = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _BLOCK_TAG = re.compile(r"\{%[-+]?\s*(block|endblock)\b\s*(\w*)[^%]*?[-+]?%\}")
 _EXTENDS_TAG = re.compile(r"\{%[-+]?\s*extends\s+(['\"])([^'\"]+)\1\s*[-+]?%\}")
 _INCLUDE_TAG = re.compile(r"\{%[-+]?\s*include\s+(['\"])([^'\"]+)\1\s*(?:ignore missing\s*)?(?:(?:with|without) context\s*)?[-+]?%\}")
-_FROM_IMPORT_TAG = re.compile(r"\{%[-+]?\s*from\s+(['\"])([^'\"]+)\1\s+import\s+[^%]*?[-+]?%\}")
+_FROM_IMPORT_TAG = re.compile(r"\{%[-+]?\s*from\s+(['\"])([^'\"]+)\1\s+import\s+([^%]*?)[-+]?%\}")
+_IMPORT_ALIAS = re.compile(r"(\w+)\s+as\s+(\w+)")
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.I)
 _SUPER_CALL = re.compile(r"\{\{[-+]?\s*super\(\)\s*[-+]?\}\}")
 _COMMENT = re.compile(r"\{#.*?#\}", re.S)
@@ -91,15 +92,24 @@ def flatten(source: str) -> str:
     flat = _resolve_extends(source)
     for _ in range(MAX_LAYOUT_DEPTH):
         resolved = _INCLUDE_TAG.sub(lambda match: _resolve_extends(_file_source(match.group(2))), flat)
-        resolved = _FROM_IMPORT_TAG.sub(lambda match: _top_level_code(_resolve_extends(_file_source(match.group(2)))), resolved)
+        resolved = _FROM_IMPORT_TAG.sub(_imported_code, resolved)
         if resolved == flat:
             return flat
         flat = resolved
     raise CompileError(f"layouts include or import each other more than {MAX_LAYOUT_DEPTH} deep")
 
 
+def _imported_code(match: re.Match) -> str:
+    """Return the macros a `{% from … import … %}` brings in, under the names it gives them."""
+    aliases = "".join(f"{{% set {alias} = {name} %}}" for name, alias in _IMPORT_ALIAS.findall(match.group(3)))
+    return _top_level_code(_resolve_extends(_file_source(match.group(2)))) + aliases
+
+
 def _file_source(name: str) -> str:
-    template = load_file(name)  # refuses anything outside the layout folders
+    try:
+        template = load_file(name)  # refuses anything outside the layout folders
+    except RenderError as error:
+        raise CompileError(error.message, error.line) from None
     with open(template.filename, encoding="utf-8") as handle:
         source = handle.read()
     # Jinja drops a file's final line break when it renders the file on its own; an inlined include must too.

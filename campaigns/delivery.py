@@ -8,13 +8,14 @@ mid-batch leaves its rows in `sending`, and `mark_stalled_messages` turns those 
 they may have gone out, and a marketing e-mail sent twice is worse than one reported missing.
 """
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -38,8 +39,6 @@ from marketing.suppression import email_hash
 
 logger = logging.getLogger("kairos")
 
-# Rows written per INSERT when a broadcast is queued.
-QUEUE_INSERT_BATCH = 5_000
 # Due messages handed to workers per dispatch tick; the rest wait for the next tick.
 DISPATCH_LIMIT = 50_000
 
@@ -61,30 +60,37 @@ def broadcast_audience(broadcast: Broadcast):
 
 
 def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
-    """Write one queued Message per audience member and hand them to workers after commit. Return how many."""
+    """Write one queued Message per audience member and hand them to workers after commit. Return how many.
+
+    One INSERT … SELECT writes them all; the unique (broadcast, customer) key makes a second run add nothing.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
         if broadcast.status != BroadcastStatus.DRAFT:
             return 0
-        before = Message.objects.filter(broadcast=broadcast).count()
-        rows = broadcast_audience(broadcast).order_by("pk").values_list("pk", "email").iterator(chunk_size=QUEUE_INSERT_BATCH)
-        batch: list[Message] = []
-        for customer_id, address in rows:
-            batch.append(
-                Message(broadcast=broadcast, customer_id=customer_id, template_id=broadcast.template_id, to_email=address, next_attempt_at=now)
+        audience_sql, audience_params = broadcast_audience(broadcast).order_by().values("pk", "email").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _QUEUE_SQL.format(table=Message._meta.db_table, audience=audience_sql),
+                [MessageKind.MARKETING.value, broadcast.pk, broadcast.template_id, MessageStatus.QUEUED.value, now, now, now, *audience_params],
             )
-            if len(batch) == QUEUE_INSERT_BATCH:
-                Message.objects.bulk_create(batch, ignore_conflicts=True)
-                batch = []
-        if batch:
-            Message.objects.bulk_create(batch, ignore_conflicts=True)
-        queued = Message.objects.filter(broadcast=broadcast).count() - before
+            queued = cursor.rowcount
         broadcast.status = BroadcastStatus.QUEUED
         broadcast.queued_at = now
         broadcast.save(update_fields=["status", "queued_at"])
         transaction.on_commit(dispatch_after_commit)
     return queued
+
+
+_QUEUE_SQL = """
+INSERT INTO {table} (kind, broadcast_id, customer_id, template_id, to_email, status, attempts, next_attempt_at, error,
+                     message_id, provider_id, subject, links, open_count, machine_open_count, click_count, created_at, updated_at)
+SELECT %s, %s, audience.pk, %s, audience.email, %s, 0, %s, '', '', '', '', '[]', 0, 0, 0, %s, %s
+FROM ({audience}) AS audience
+WHERE true
+ON CONFLICT DO NOTHING
+"""
 
 
 def queue_test_message(template_id: int, to_email: str, customer_id: int | None = None) -> Message:
@@ -169,7 +175,43 @@ def _apply(message: Message, result: Result, now: datetime) -> None:
         message.next_attempt_at = now + _retry_delay(message.attempts)
 
 
-_RECORDED_FIELDS = ["status", "sent_at", "error", "next_attempt_at", "message_id", "subject", "links", "template_version", "provider_id"]
+_RECORDED_FIELDS = [
+    "status", "sent_at", "error", "next_attempt_at", "message_id", "subject", "links", "template_version", "provider_id", "updated_at",
+]  # fmt: skip
+# One UPDATE for a whole batch on PostgreSQL: Django's bulk_update writes a CASE per field and row,
+# which cost about 2.3 ms a message at 200 a batch, as much as rendering and SMTP together.
+_RECORD_SQL = """
+UPDATE {table} AS m SET status = v.status, sent_at = v.sent_at, error = v.error, next_attempt_at = v.next_attempt_at,
+       message_id = v.message_id, subject = v.subject, links = v.links::jsonb, template_version_id = v.version_id,
+       provider_id = v.provider_id, updated_at = %s
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],
+            %s::bigint[], %s::text[])
+     AS v(id, status, sent_at, error, next_attempt_at, message_id, subject, links, version_id, provider_id)
+WHERE m.id = v.id
+"""
+
+
+def record_outcomes(messages: list[Message], now: datetime) -> None:
+    """Write every message's outcome in one statement (PostgreSQL) or one bulk update (elsewhere)."""
+    if connection.vendor != "postgresql":
+        for message in messages:
+            message.updated_at = now
+        Message.objects.bulk_update(messages, _RECORDED_FIELDS)
+        return
+    columns = [
+        [m.pk for m in messages],
+        [m.status for m in messages],
+        [m.sent_at for m in messages],
+        [m.error for m in messages],
+        [m.next_attempt_at for m in messages],
+        [m.message_id for m in messages],
+        [m.subject for m in messages],
+        [json.dumps(m.links) for m in messages],
+        [m.template_version_id for m in messages],
+        [m.provider_id for m in messages],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_SQL.format(table=Message._meta.db_table), [now, *columns])
 
 
 def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchReport:
@@ -202,8 +244,7 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
 
     if pending:
         _deliver(pending, now)
-    with transaction.atomic():
-        Message.objects.bulk_update(messages, _RECORDED_FIELDS)
+    record_outcomes(messages, now)
     report.outcomes.update(message.status for message in messages)
     _close_finished_broadcasts({message.broadcast_id for message in messages if message.broadcast_id})
     return report

@@ -9,11 +9,28 @@ from django.conf import settings as django_settings
 from jinja2 import TemplateNotFound
 
 from campaigns.context import sample_context
-from campaigns.rendering import LAYOUT_FOLDERS, RenderError, environment, layout_names, load_file, render_file, render_string
+from campaigns.rendering import (
+    LAYOUT_FOLDERS,
+    RenderError,
+    environment,
+    layout_names,
+    load_file,
+    render_file,
+    render_string,
+)
 from campaigns.tracking import rewrite_links
 
 # What would show that a template reached Python's internals or the project's configuration.
-LEAK_MARKERS = ("<class", "<module", "<function", "<built-in", "<bound method", "site-packages", "__builtins__", "posix")
+LEAK_MARKERS = (
+    "<class",
+    "<module",
+    "<function",
+    "<built-in",
+    "<bound method",
+    "site-packages",
+    "__builtins__",
+    "posix",
+)
 ALL_FOLDERS = "templates/emails/, templates/seo/, templates/social/, templates/pages/"
 
 
@@ -47,7 +64,10 @@ def render_refused(source: str, context: dict, *, html: bool = True) -> RenderEr
 
 ESCAPES = [
     ("{{ ''.__class__.__mro__ }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
-    ("{{ customer.__class__.__subclasses__() }}", "not allowed: access to attribute '__class__' of 'dict' object is unsafe."),
+    (
+        "{{ customer.__class__.__subclasses__() }}",
+        "not allowed: access to attribute '__class__' of 'dict' object is unsafe.",
+    ),
     (
         "{{ cycler.__init__.__globals__.os }}",
         "not allowed: access to attribute '__init__' of 'StrictUndefined' object is unsafe.",
@@ -55,7 +75,10 @@ ESCAPES = [
     ("{{ lipsum.__globals__ }}", "unknown variable: 'lipsum' is undefined"),
     ("{{ joiner() }}", "unknown variable: 'joiner' is undefined"),
     ("{{ ''|attr('__class__') }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
-    (r"{{ ''|attr('\x5f\x5fclass\x5f\x5f') }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
+    (
+        r"{{ ''|attr('\x5f\x5fclass\x5f\x5f') }}",
+        "not allowed: access to attribute '__class__' of 'str' object is unsafe.",
+    ),
     (r"{{ ''['\x5f\x5fclass\x5f\x5f'] }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
     ("{{ ''|attr('_' ~ '_class__') }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
     ("{{ customer['_' ~ '_class__'] }}", "not allowed: access to attribute '__class__' of 'dict' object is unsafe."),
@@ -64,15 +87,30 @@ ESCAPES = [
         "{{ customer.items|attr('__self__') }}",
         "not allowed: access to attribute '__self__' of 'builtin_function_or_method' object is unsafe.",
     ),
-    ("{{ (customer|dictsort)[0].__class__ }}", "not allowed: access to attribute '__class__' of 'tuple' object is unsafe."),
-    ("{{ ['a']|sum(attribute='__class__') }}", "not allowed: access to attribute '__class__' of 'str' object is unsafe."),
-    ("{{ [customer]|selectattr('__class__')|list }}", "not allowed: access to attribute '__class__' of 'dict' object is unsafe."),
+    (
+        "{{ (customer|dictsort)[0].__class__ }}",
+        "not allowed: access to attribute '__class__' of 'tuple' object is unsafe.",
+    ),
+    (
+        "{{ ['a']|sum(attribute='__class__') }}",
+        "not allowed: access to attribute '__class__' of 'str' object is unsafe.",
+    ),
+    (
+        "{{ [customer]|selectattr('__class__')|list }}",
+        "not allowed: access to attribute '__class__' of 'dict' object is unsafe.",
+    ),
     ("{{ self.__init__ }}", "not allowed: access to attribute '__init__' of 'TemplateReference' object is unsafe."),
     ("{{ range.__init__.__globals__ }}", "not allowed: access to attribute '__init__' of 'type' object is unsafe."),
     ("{{ namespace.__init__.__globals__ }}", "not allowed: access to attribute '__init__' of 'type' object is unsafe."),
     ("{{ dict.mro() }}", "not allowed: access to attribute 'mro' of 'type' object is unsafe."),
-    ("{{ namespace().__class__ }}", "not allowed: access to attribute '__class__' of 'BoundedNamespace' object is unsafe."),
-    ("{{ '{0.__class__}'.format(customer) }}", "not allowed: str.format is not allowed in templates; use ~ to join text"),
+    (
+        "{{ namespace().__class__ }}",
+        "not allowed: access to attribute '__class__' of 'BoundedNamespace' object is unsafe.",
+    ),
+    (
+        "{{ '{0.__class__}'.format(customer) }}",
+        "not allowed: str.format is not allowed in templates; use ~ to join text",
+    ),
     (
         "{{ '{x.__init__.__globals__}'.format_map({'x': customer}) }}",
         "not allowed: str.format_map is not allowed in templates; use ~ to join text",
@@ -120,7 +158,10 @@ LIMITS = [
         "{{ '%*d'|format(999999999, 1) }}",
         "refused: the format filter was given 999,999,999; numbers above 100,000 are not allowed",
     ),
-    ("{% for i in range(10**9) %}{% endfor %}", "refused: range() of 1,000,000,000 numbers; at most 100,000 are allowed"),
+    (
+        "{% for i in range(10**9) %}{% endfor %}",
+        "refused: range() of 1,000,000,000 numbers; at most 100,000 are allowed",
+    ),
     ("{{ range(10**9)|list }}", "refused: range() of 1,000,000,000 numbers; at most 100,000 are allowed"),
     ("{{ 'a' * 10**9 }}", "refused: the '*' operator would build 1,000,000,000 items; the limit is 1,000,000"),
     ("{{ 10**9 * 'a' }}", "refused: the '*' operator would build 1,000,000,000 items; the limit is 1,000,000"),
@@ -197,8 +238,14 @@ def test_sandbox_refuses_values_past_the_limits(source, message, context):
 # Each of these once allocated about 100 MB (and, scaled to the range limit, gigabytes) before its
 # result was size-checked; the limit must hold while the value is built, not only afterwards.
 MEMORY_BOMBS = [
-    ("{{ range(1000)|map('center', 99999)|join|length }}", "refused: the items of the map filter would exceed 1,000,000 characters"),
-    ("{{ range(1000)|map('center', 99999)|list|length }}", "refused: the items of the map filter would exceed 1,000,000 characters"),
+    (
+        "{{ range(1000)|map('center', 99999)|join|length }}",
+        "refused: the items of the map filter would exceed 1,000,000 characters",
+    ),
+    (
+        "{{ range(1000)|map('center', 99999)|list|length }}",
+        "refused: the items of the map filter would exceed 1,000,000 characters",
+    ),
     (
         "{% for x in range(1000)|map('center', 99999) %}{{ loop.length }}{% endfor %}",
         "refused: the items of the map filter would exceed 1,000,000 characters",
@@ -266,13 +313,25 @@ def test_loops_that_would_run_for_hours_stop_at_the_time_limit(source, context, 
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("{{ customer.update({'email': 'attacker@evil.example'}) }}", "not allowed: access to attribute 'update' of 'dict' object is unsafe."),
-        ("{{ recommendations.append({'url': 'https://evil.example'}) }}", "not allowed: access to attribute 'append' of 'list' object is unsafe."),
+        (
+            "{{ customer.update({'email': 'attacker@evil.example'}) }}",
+            "not allowed: access to attribute 'update' of 'dict' object is unsafe.",
+        ),
+        (
+            "{{ recommendations.append({'url': 'https://evil.example'}) }}",
+            "not allowed: access to attribute 'append' of 'list' object is unsafe.",
+        ),
         ("{{ customer.pop('email') }}", "not allowed: access to attribute 'pop' of 'dict' object is unsafe."),
         ("{{ customer.attributes.clear() }}", "not allowed: access to attribute 'clear' of 'dict' object is unsafe."),
-        ("{{ customer.setdefault('x', 1) }}", "not allowed: access to attribute 'setdefault' of 'dict' object is unsafe."),
+        (
+            "{{ customer.setdefault('x', 1) }}",
+            "not allowed: access to attribute 'setdefault' of 'dict' object is unsafe.",
+        ),
         ("{{ recommendations.sort() }}", "not allowed: access to attribute 'sort' of 'list' object is unsafe."),
-        ("{{ links.__setitem__('unsubscribe', '#') }}", "not allowed: access to attribute '__setitem__' of 'dict' object is unsafe."),
+        (
+            "{{ links.__setitem__('unsubscribe', '#') }}",
+            "not allowed: access to attribute '__setitem__' of 'dict' object is unsafe.",
+        ),
         ("{% set customer.email = 'attacker@evil.example' %}", "cannot assign attribute on non-namespace object"),
     ],
 )
@@ -293,7 +352,9 @@ def test_a_template_level_set_shadows_without_changing_the_context(context):
     before = copy.deepcopy(context)
 
     # when
-    rendered = render_string("{% set customer = {'first_name': 'Mallory'} %}{{ customer.first_name }}", context, html=True)
+    rendered = render_string(
+        "{% set customer = {'first_name': 'Mallory'} %}{{ customer.first_name }}", context, html=True
+    )
 
     # then
     assert rendered == "Mallory"
@@ -345,7 +406,9 @@ def test_hostile_customer_names_are_escaped_in_html(name, escaped, context):
     context["customer"]["first_name"] = name
 
     # when
-    rendered = render_string('<p title="{{ customer.first_name }}">Hi {{ customer.first_name }}</p>', context, html=True)
+    rendered = render_string(
+        '<p title="{{ customer.first_name }}">Hi {{ customer.first_name }}</p>', context, html=True
+    )
 
     # then
     assert rendered == f'<p title="{escaped}">Hi {escaped}</p>'

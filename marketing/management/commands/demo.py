@@ -2,9 +2,9 @@ import email.policy
 import re
 import secrets
 import time
+from datetime import date
 from email.parser import BytesParser
 from email.utils import parseaddr
-from datetime import date
 from io import StringIO
 from pathlib import Path
 from urllib.parse import urlsplit
