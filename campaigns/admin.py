@@ -184,7 +184,9 @@ def _context_help() -> str:
     rows = []
     for name, doc in CONTEXT_DOCUMENTATION.items():
         if isinstance(doc, dict):
-            rows.extend(format_html("<li><code>{}.{}</code>: {}</li>", name, field, text) for field, text in doc.items())
+            rows.extend(
+                format_html("<li><code>{}.{}</code>: {}</li>", name, field, text) for field, text in doc.items()
+            )
         else:
             rows.append(format_html("<li><code>{}</code>: {}</li>", name, doc))
     layouts = ", ".join(layout_names())
@@ -229,7 +231,11 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         urls = [
-            path("<int:template_id>/preview/", self.admin_site.admin_view(self.preview_view), name="campaigns_emailtemplate_preview"),
+            path(
+                "<int:template_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_emailtemplate_preview",
+            ),
             path(
                 "<int:template_id>/preview/frame/",
                 self.admin_site.admin_view(self.preview_frame_view),
@@ -265,7 +271,8 @@ class EmailTemplateAdmin(admin.ModelAdmin):
             "original": template,
             "customer": customer,
             "form": form,
-            "frame_url": reverse("admin:campaigns_emailtemplate_preview_frame", args=[template.pk]) + (f"?{query}" if query else ""),
+            "frame_url": reverse("admin:campaigns_emailtemplate_preview_frame", args=[template.pk])
+            + (f"?{query}" if query else ""),
             "customers": Customer.objects.order_by("pk")[:50],
         }
         return TemplateResponse(request, "admin/campaigns/emailtemplate/preview.html", context)
@@ -299,7 +306,9 @@ class BroadcastAdmin(admin.ModelAdmin):
     actions = ["send_now"]
 
     def get_queryset(self, request):
-        counts = {f"n_{status}": Count("messages", filter=Q(messages__status=status)) for status in MessageStatus.values}
+        counts = {
+            f"n_{status}": Count("messages", filter=Q(messages__status=status)) for status in MessageStatus.values
+        }
         return super().get_queryset(request).select_related("template", "segment").annotate(**counts)
 
     @admin.display(description="sent", ordering="n_sent")
@@ -323,12 +332,25 @@ class BroadcastAdmin(admin.ModelAdmin):
         drafts = list(queryset.filter(status=BroadcastStatus.DRAFT).values_list("pk", flat=True))
         for broadcast_id in drafts:
             transaction.on_commit(lambda broadcast_id=broadcast_id: queue_broadcast_task.delay(broadcast_id))
-        self.message_user(request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts.")
+        self.message_user(
+            request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts."
+        )
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["pk", "to_email", "kind", "status", "broadcast", "template", "attempts", "sent_at", "opened_at", "clicked_at"]
+    list_display = [
+        "pk",
+        "to_email",
+        "kind",
+        "status",
+        "broadcast",
+        "template",
+        "attempts",
+        "sent_at",
+        "opened_at",
+        "clicked_at",
+    ]
     list_filter = ["status", "kind", "broadcast"]
     search_fields = ["to_email", "message_id", "subject"]
     list_select_related = ["broadcast", "template"]

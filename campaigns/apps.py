@@ -8,6 +8,7 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
+        from campaigns import checks  # noqa: F401 - registers the deployment checks
         from campaigns.webhooks import on_tracking_event
 
         tracking.connect(on_tracking_event, dispatch_uid="kairos.campaigns.esp_tracking")

@@ -17,7 +17,9 @@ from campaigns.rendering import RenderError, environment, load_file
 _JINJA_CONSTRUCT = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _BLOCK_TAG = re.compile(r"\{%[-+]?\s*(block|endblock)\b\s*(\w*)[^%]*?[-+]?%\}")
 _EXTENDS_TAG = re.compile(r"\{%[-+]?\s*extends\s+(['\"])([^'\"]+)\1\s*[-+]?%\}")
-_INCLUDE_TAG = re.compile(r"\{%[-+]?\s*include\s+(['\"])([^'\"]+)\1\s*(?:ignore missing\s*)?(?:(?:with|without) context\s*)?[-+]?%\}")
+_INCLUDE_TAG = re.compile(
+    r"\{%[-+]?\s*include\s+(['\"])([^'\"]+)\1\s*(?:ignore missing\s*)?(?:(?:with|without) context\s*)?[-+]?%\}"
+)
 _FROM_IMPORT_TAG = re.compile(r"\{%[-+]?\s*from\s+(['\"])([^'\"]+)\1\s+import\s+([^%]*?)[-+]?%\}")
 _IMPORT_ALIAS = re.compile(r"(\w+)\s+as\s+(\w+)")
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.I)
@@ -45,7 +47,7 @@ def _parse_blocks(source: str) -> list:
     position = 0
     for match in _BLOCK_TAG.finditer(source):
         target = stack[-1].parts if stack else root
-        target.append(source[position:match.start()])
+        target.append(source[position : match.start()])
         position = match.end()
         if match.group(1) == "block":
             block = _Block(match.group(2), [])
@@ -53,7 +55,9 @@ def _parse_blocks(source: str) -> list:
             stack.append(block)
         else:
             if not stack:
-                raise CompileError("{% endblock %} without a matching {% block %}", source.count("\n", 0, match.start()) + 1)
+                raise CompileError(
+                    "{% endblock %} without a matching {% block %}", source.count("\n", 0, match.start()) + 1
+                )
             stack.pop()
     if stack:
         raise CompileError(f"block {stack[-1].name!r} is never closed")
@@ -78,7 +82,9 @@ def _emit(parts: list, overrides: dict[str, _Block], parent_text: str = "") -> s
             continue
         own = _emit(part.parts, overrides)
         override = overrides.get(part.name)
-        out.append(_emit(override.parts, overrides, parent_text=own) if override is not None and override is not part else own)
+        out.append(
+            _emit(override.parts, overrides, parent_text=own) if override is not None and override is not part else own
+        )
     return "".join(out)
 
 
@@ -124,14 +130,14 @@ def _resolve_extends(source: str, depth: int = 0) -> str:
     if depth >= MAX_LAYOUT_DEPTH:
         raise CompileError(f"layouts extend each other more than {MAX_LAYOUT_DEPTH} deep")
     layout_source = flatten_layout(_file_source(extends.group(2)), depth + 1)
-    child = _parse_blocks(source[extends.end():])
+    child = _parse_blocks(source[extends.end() :])
     overrides = _collect(child, {})
     preamble = _top_level_code("".join(part for part in child if isinstance(part, str)))
     document = _emit(_parse_blocks(layout_source), overrides)
     body = _BODY_TAG.search(document)
     if body is None:
         return preamble + document
-    return document[:body.end()] + preamble + document[body.end():]
+    return document[: body.end()] + preamble + document[body.end() :]
 
 
 def _top_level_code(source: str) -> str:
@@ -141,7 +147,7 @@ def _top_level_code(source: str) -> str:
     position = 0
     for match in _JINJA_CONSTRUCT.finditer(source):
         if macro_depth:
-            out.append(source[position:match.start()])
+            out.append(source[position : match.start()])
         construct = match.group(0)
         statement = re.match(r"\{%[-+]?\s*(\w+)", construct)
         keyword = statement.group(1) if statement else ""
@@ -164,7 +170,7 @@ def flatten_layout(source: str, depth: int) -> str:
     if depth >= MAX_LAYOUT_DEPTH:
         raise CompileError(f"layouts extend each other more than {MAX_LAYOUT_DEPTH} deep")
     parent_source = flatten_layout(_file_source(extends.group(2)), depth + 1)
-    overrides = _collect(_parse_blocks(source[extends.end():]), {})
+    overrides = _collect(_parse_blocks(source[extends.end() :]), {})
     return _emit_keeping_tags(_parse_blocks(parent_source), overrides)
 
 
@@ -176,7 +182,11 @@ def _emit_keeping_tags(parts: list, overrides: dict[str, _Block], parent_text: s
             continue
         own = _emit_keeping_tags(part.parts, overrides)
         override = overrides.get(part.name)
-        body = _emit_keeping_tags(override.parts, overrides, parent_text=own) if override is not None and override is not part else own
+        body = (
+            _emit_keeping_tags(override.parts, overrides, parent_text=own)
+            if override is not None and override is not part
+            else own
+        )
         out.append(f"{{% block {part.name} %}}{body}{{% endblock %}}")
     return "".join(out)
 
@@ -188,7 +198,7 @@ def _protect(source: str) -> tuple[str, list[str]]:
     in_tag = False
     position = 0
     for match in _JINJA_CONSTRUCT.finditer(source):
-        text = source[position:match.start()]
+        text = source[position : match.start()]
         in_tag = _tag_state_after(text, in_tag)
         out.append(text)
         construct = match.group(0)
@@ -221,7 +231,8 @@ def _restore(document: str, constructs: list[str], *, droppable_expressions: boo
 
     restored = _PLACEHOLDER.sub(put_back, document)
     missing = sorted(
-        index for index in set(range(len(constructs))) - seen
+        index
+        for index in set(range(len(constructs))) - seen
         if not (droppable_expressions and constructs[index].startswith("{{"))
     )
     if missing:
@@ -244,8 +255,25 @@ def inline_css(source: str) -> str:
 
 
 _BLOCK_ELEMENTS = {
-    "p", "div", "table", "tr", "ul", "ol", "section", "article", "header", "footer", "h1", "h2", "h3", "h4",
-    "h5", "h6", "blockquote", "hr", "center",
+    "p",
+    "div",
+    "table",
+    "tr",
+    "ul",
+    "ol",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "hr",
+    "center",
 }
 _SKIPPED_ELEMENTS = {"head", "style", "script", "title"}
 

@@ -34,11 +34,26 @@ CONTEXT_DOCUMENTATION: dict[str, dict[str, str] | str] = {
     ),
     "campaign": {"name": "The campaign or broadcast sending this message."},
     "links": {"unsubscribe": "The customer's unsubscribe page.", "shop": "The shop's home page."},
-    "shop": {"name": "The shop's name.", "url": "The shop's home page.", "postal_address": "The shop's postal address."},
+    "shop": {
+        "name": "The shop's name.",
+        "url": "The shop's home page.",
+        "postal_address": "The shop's postal address.",
+    },
     "subject": "The rendered subject line (inside the HTML and text parts).",
 }
 
-CUSTOMER_FIELDS = ("external_id", "email", "first_name", "last_name", "locale", "timezone", "country", "city", "birth_date", "attributes")
+CUSTOMER_FIELDS = (
+    "external_id",
+    "email",
+    "first_name",
+    "last_name",
+    "locale",
+    "timezone",
+    "country",
+    "city",
+    "birth_date",
+    "attributes",
+)
 RECOMMENDATION_FIELDS = ("sku", "name", "url", "image_url", "price", "currency", "category")
 
 RecommendationSource = Callable[[list[int]], dict[int, list[dict]]]
@@ -124,7 +139,10 @@ def sample_context() -> dict:
         for number in range(1, 5)
     ]
     return build_context(
-        customer, recommendations=products, campaign_name="Sample campaign", unsubscribe_url=f"{settings.PUBLIC_BASE_URL}/u/sample/"
+        customer,
+        recommendations=products,
+        campaign_name="Sample campaign",
+        unsubscribe_url=f"{settings.PUBLIC_BASE_URL}/u/sample/",
     )
 
 

@@ -69,11 +69,22 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
         broadcast = Broadcast.objects.select_for_update().get(pk=broadcast_id)
         if broadcast.status != BroadcastStatus.DRAFT:
             return 0
-        audience_sql, audience_params = broadcast_audience(broadcast).order_by().values("pk", "email").query.sql_with_params()
+        audience_sql, audience_params = (
+            broadcast_audience(broadcast).order_by().values("pk", "email").query.sql_with_params()
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 _QUEUE_SQL.format(table=Message._meta.db_table, audience=audience_sql),
-                [MessageKind.MARKETING.value, broadcast.pk, broadcast.template_id, MessageStatus.QUEUED.value, now, now, now, *audience_params],
+                [
+                    MessageKind.MARKETING.value,
+                    broadcast.pk,
+                    broadcast.template_id,
+                    MessageStatus.QUEUED.value,
+                    now,
+                    now,
+                    now,
+                    *audience_params,
+                ],
             )
             queued = cursor.rowcount
         broadcast.status = BroadcastStatus.QUEUED
@@ -122,7 +133,7 @@ def dispatch_due_messages(now: datetime | None = None) -> int:
     ids = list(Message.objects.due(now).order_by("pk").values_list("pk", flat=True)[:DISPATCH_LIMIT])
     size = settings.SEND_BATCH_SIZE
     for start in range(0, len(ids), size):
-        _send_later(ids[start:start + size])
+        _send_later(ids[start : start + size])
     return len(ids)
 
 
@@ -130,17 +141,22 @@ def claim(message_ids: list[int], now: datetime) -> list[int]:
     """Move the given due messages to `sending`; return the ones this caller now owns."""
     with transaction.atomic():
         owned = list(
-            Message.objects.due(now).filter(pk__in=message_ids).select_for_update(skip_locked=True).values_list("pk", flat=True)
+            Message.objects.due(now)
+            .filter(pk__in=message_ids)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
         )
         if owned:
-            Message.objects.filter(pk__in=owned).update(status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+            Message.objects.filter(pk__in=owned).update(
+                status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            )
     return owned
 
 
 def versions_by_locale(template_ids: set[int]) -> dict[int, dict[str, TemplateVersion]]:
-    variants = TemplateVariant.objects.filter(template_id__in=template_ids, current_version__isnull=False).select_related(
-        "current_version"
-    )
+    variants = TemplateVariant.objects.filter(
+        template_id__in=template_ids, current_version__isnull=False
+    ).select_related("current_version")
     by_template: dict[int, dict[str, TemplateVersion]] = {}
     for variant in variants:
         by_template.setdefault(variant.template_id, {})[variant.locale.lower()] = variant.current_version
@@ -169,7 +185,10 @@ def _apply(message: Message, result: Result, now: datetime) -> None:
     elif result.outcome == Outcome.REJECTED:
         message.status, message.error = MessageStatus.FAILED, result.detail
     elif message.attempts >= settings.SEND_MAX_ATTEMPTS:
-        message.status, message.error = MessageStatus.FAILED, f"gave up after {message.attempts} attempts: {result.detail}"
+        message.status, message.error = (
+            MessageStatus.FAILED,
+            f"gave up after {message.attempts} attempts: {result.detail}",
+        )
     else:
         message.status, message.error = MessageStatus.QUEUED, result.detail
         message.next_attempt_at = now + _retry_delay(message.attempts)
@@ -224,11 +243,18 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
         return report
     messages = list(Message.objects.filter(pk__in=owned).select_related("template", "broadcast").order_by("pk"))
     customer_ids = [message.customer_id for message in messages if message.customer_id]
-    customers = {row["pk"]: row for row in Customer.objects.filter(pk__in=customer_ids).values("pk", "consent_state", *CUSTOMER_FIELDS)}
+    customers = {
+        row["pk"]: row
+        for row in Customer.objects.filter(pk__in=customer_ids).values("pk", "consent_state", *CUSTOMER_FIELDS)
+    }
     versions = versions_by_locale({message.template_id for message in messages})
     recommendations = recommendation_source()(customer_ids) if customer_ids else {}
     # The last moment before sending: anyone who unsubscribed, bounced or complained since queueing is skipped.
-    suppressed = set(Suppression.objects.filter(email_hash__in={email_hash(m.to_email) for m in messages}).values_list("email_hash", flat=True))
+    suppressed = set(
+        Suppression.objects.filter(email_hash__in={email_hash(m.to_email) for m in messages}).values_list(
+            "email_hash", flat=True
+        )
+    )
 
     pending: list[tuple[Message, object]] = []
     for message in messages:
@@ -269,7 +295,10 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     customer_view = customer_data(customer) if customer is not None else _test_customer(message.to_email)
     version = version_for_locale(versions.get(template.pk, {}), customer_view["locale"])
     if version is None:
-        return Result(Outcome.REJECTED, f"template {template.name!r} has no content for locale {customer_view['locale']!r} nor a default")
+        return Result(
+            Outcome.REJECTED,
+            f"template {template.name!r} has no content for locale {customer_view['locale']!r} nor a default",
+        )
     marketing = message.kind == MessageKind.MARKETING
     unsubscribe = unsubscribe_url(message.pk)
     context = build_context(
@@ -279,7 +308,9 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
         unsubscribe_url=unsubscribe,
     )
     try:
-        rendered = render_email(compiled(version), context, message_id=message.pk, track_opens=template.track_opens and marketing)
+        rendered = render_email(
+            compiled(version), context, message_id=message.pk, track_opens=template.track_opens and marketing
+        )
     except RenderError as error:
         # The compiled source has its layout written in; name the line of the marketer's own source.
         error = locate_error(version, context) or error
@@ -324,7 +355,7 @@ def _deliver(pending: list[tuple[Message, object]], now: datetime) -> None:
                 message.provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None) or ""
             if result.outcome == Outcome.DEFERRED and result.detail.startswith("connect:"):
                 # The server is gone: the rest would only wait for their own timeouts.
-                for later, _ in pending[position + 1:]:
+                for later, _ in pending[position + 1 :]:
                     _apply(later, Result(Outcome.DEFERRED, result.detail), now)
                 break
     finally:
@@ -333,7 +364,9 @@ def _deliver(pending: list[tuple[Message, object]], now: datetime) -> None:
 
 def _close_finished_broadcasts(broadcast_ids: set[int]) -> None:
     for broadcast_id in broadcast_ids:
-        unfinished = Message.objects.filter(broadcast_id=broadcast_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])
+        unfinished = Message.objects.filter(
+            broadcast_id=broadcast_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+        )
         if not unfinished.exists():
             Broadcast.objects.filter(pk=broadcast_id, status=BroadcastStatus.QUEUED).update(status=BroadcastStatus.DONE)
 

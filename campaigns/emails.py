@@ -62,7 +62,9 @@ def single_line(text: str) -> str:
     return " ".join(_LINE_BREAKS.sub(" ", text).split())
 
 
-def render_email(version: CompiledVersion, context: dict, *, message_id: int | None = None, track_opens: bool = False) -> RenderedEmail:
+def render_email(
+    version: CompiledVersion, context: dict, *, message_id: int | None = None, track_opens: bool = False
+) -> RenderedEmail:
     """Render the three parts for one recipient; with a message id, links are tracked through it."""
     subject = single_line(render(version.subject, context))
     context = {**context, "subject": subject}

@@ -42,19 +42,28 @@ def _construct_problems(tree: nodes.Template) -> list[Problem]:
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.FromImport, nodes.Import)):
         verb = {nodes.Extends: "extend", nodes.Include: "include"}.get(type(node), "import")
         if isinstance(node, nodes.Import):
-            problems.append(Problem('{% import … as … %} is not supported; use {% from "layout" import macro %}', node.lineno))
+            problems.append(
+                Problem('{% import … as … %} is not supported; use {% from "layout" import macro %}', node.lineno)
+            )
             continue
         name = node.template.value if isinstance(node.template, nodes.Const) else None
         if name not in layouts:
             shown = repr(name) if name is not None else "a computed name"
             problems.append(
-                Problem(f"templates may {verb} only the registered layouts ({', '.join(sorted(layouts))}); {shown} is not one", node.lineno)
+                Problem(
+                    f"templates may {verb} only the registered layouts ({', '.join(sorted(layouts))}); {shown} is not one",
+                    node.lineno,
+                )
             )
     return problems
 
 
 def _unknown_variable_problems(tree: nodes.Template) -> list[Problem]:
-    known = set(CONTEXT_DOCUMENTATION) | set(environment().globals) | {"loop", "self", "super", "varargs", "kwargs", "caller"}
+    known = (
+        set(CONTEXT_DOCUMENTATION)
+        | set(environment().globals)
+        | {"loop", "self", "super", "varargs", "kwargs", "caller"}
+    )
     # Names a template defines for itself: blocks see a child's top-level imports, macros and sets.
     for node in tree.find_all(nodes.FromImport):
         known.update(name[1] if isinstance(name, tuple) else name for name in node.names)
@@ -63,7 +72,9 @@ def _unknown_variable_problems(tree: nodes.Template) -> list[Problem]:
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - known):
         line = _first_line(tree, nodes.Name, lambda node, name=name: node.name == name and node.ctx == "load")
-        problems.append(Problem(f"unknown variable {name!r}; the context has {', '.join(sorted(CONTEXT_DOCUMENTATION))}", line))
+        problems.append(
+            Problem(f"unknown variable {name!r}; the context has {', '.join(sorted(CONTEXT_DOCUMENTATION))}", line)
+        )
     return problems
 
 
@@ -96,7 +107,9 @@ def lint_template(source: str, *, html: bool, require_unsubscribe: bool = False)
             return [Problem(error.message, error.line)]
         if require_unsubscribe and not _shows_unsubscribe_link(env.parse(compiled.html)):
             problems.append(
-                Problem('every marketing e-mail must show the unsubscribe link: extend "emails/base.html" or print {{ links.unsubscribe }}')
+                Problem(
+                    'every marketing e-mail must show the unsubscribe link: extend "emails/base.html" or print {{ links.unsubscribe }}'
+                )
             )
     context = sample_context()
     context["subject"] = "Sample subject"
@@ -104,4 +117,12 @@ def lint_template(source: str, *, html: bool, require_unsubscribe: bool = False)
         render(compile_source(source, name), context)
     except RenderError as error:
         problems.append(Problem(f"with a sample customer: {error.message}", error.line))
+        return problems
+    if html:
+        # What recipients render is the compiled source: it must render too.
+        for compiled_source, compiled_name in ((compiled.html, "<compiled>.html"), (compiled.text, "<compiled>.txt")):
+            try:
+                render(compile_source(compiled_source, compiled_name), context)
+            except RenderError as error:
+                problems.append(Problem(f"once layouts are written in and CSS inlined, it fails: {error.message}"))
     return problems

@@ -18,7 +18,9 @@ class EmailTemplate(models.Model):
     name = models.CharField(max_length=120, unique=True)
     description = models.TextField(blank=True, default="")
     from_email = models.CharField(
-        max_length=254, blank=True, default="",
+        max_length=254,
+        blank=True,
+        default="",
         help_text='Sender, e.g. "Shop News <news@shop.example>"; blank uses DEFAULT_FROM_EMAIL.',
     )
     reply_to = models.CharField(max_length=254, blank=True, default="", help_text="Optional Reply-To address.")
@@ -37,7 +39,9 @@ class EmailTemplate(models.Model):
     def clean(self) -> None:
         from campaigns.versions import address_problem
 
-        errors = {name: problem for name in ("from_email", "reply_to") if (problem := address_problem(getattr(self, name)))}
+        errors = {
+            name: problem for name in ("from_email", "reply_to") if (problem := address_problem(getattr(self, name)))
+        }
         if errors:
             raise ValidationError(errors)
 
@@ -103,7 +107,11 @@ class Broadcast(models.Model):
     name = models.CharField(max_length=120)
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="broadcasts")
     segment = models.ForeignKey(
-        Segment, on_delete=models.PROTECT, null=True, blank=True, related_name="broadcasts",
+        Segment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="broadcasts",
         help_text="Blank sends to every customer who may be mailed.",
     )
     status = models.CharField(max_length=8, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT)
@@ -149,7 +157,11 @@ class Message(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="messages")
     template_version = models.ForeignKey(
-        TemplateVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="messages",
+        TemplateVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="messages",
         help_text="The version rendered, chosen for the customer's locale when the message was sent.",
     )
     to_email = models.CharField(max_length=254)
@@ -160,10 +172,16 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     message_id = models.CharField(max_length=255, blank=True, default="", help_text="The Message-ID header sent.")
-    provider_id = models.CharField(max_length=255, blank=True, default="", help_text="The ESP's id for the message, if any.")
+    provider_id = models.CharField(
+        max_length=255, blank=True, default="", help_text="The ESP's id for the message, if any."
+    )
     subject = models.CharField(max_length=255, blank=True, default="")
-    links = models.JSONField(default=list, blank=True, help_text="Links recorded at render time; clicks redirect only here.")
-    opened_at = models.DateTimeField(null=True, blank=True, help_text="First open by a person (machine opens excluded).")
+    links = models.JSONField(
+        default=list, blank=True, help_text="Links recorded at render time; clicks redirect only here."
+    )
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="First open by a person (machine opens excluded)."
+    )
     open_count = models.PositiveIntegerField(default=0)
     machine_open_count = models.PositiveIntegerField(default=0)
     clicked_at = models.DateTimeField(null=True, blank=True)
@@ -177,7 +195,9 @@ class Message(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["broadcast", "customer"], condition=Q(broadcast__isnull=False), name="message_unique_broadcast_customer"
+                fields=["broadcast", "customer"],
+                condition=Q(broadcast__isnull=False),
+                name="message_unique_broadcast_customer",
             )
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="message_status_due")]
@@ -210,7 +230,11 @@ class ContentPiece(models.Model):
     category = models.CharField(max_length=120, blank=True, default="")
     locale = models.CharField(max_length=35, blank=True, default="")
     segment = models.ForeignKey(
-        Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="content",
+        Segment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="content",
         help_text="The audience this piece was aimed at, if any.",
     )
     # "product:<sku>" or "category:<name>", and "" or "segment:<id>": one piece per channel, subject,

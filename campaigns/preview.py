@@ -9,7 +9,9 @@ from marketing.models import Customer
 
 # The preview is a document with a unique origin (CSP sandbox without allow-scripts): even
 # opened outside its frame, a script in a hostile template cannot run or reach the admin.
-PREVIEW_POLICY = "sandbox; default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https: data:"
+PREVIEW_POLICY = (
+    "sandbox; default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https: data:"
+)
 
 
 def preview_html(template: EmailTemplate, customer: Customer | None) -> str:

@@ -28,7 +28,14 @@ TRACKED_SCHEMES = {"http", "https"}
 # Left as they are: they open a mail program or dialler, or jump within the message.
 UNTRACKED_PREFIXES = ("mailto:", "tel:", "#")
 # Opens fetched by mail providers' image proxies or privacy features, not by a person reading.
-PROXY_USER_AGENT_MARKERS = ("GoogleImageProxy", "YahooMailProxy", "via ggpht.com", "Mimecast", "Barracuda", "Proofpoint")
+PROXY_USER_AGENT_MARKERS = (
+    "GoogleImageProxy",
+    "YahooMailProxy",
+    "via ggpht.com",
+    "Mimecast",
+    "Barracuda",
+    "Proofpoint",
+)
 # Apple Mail Privacy Protection prefetches from Apple's network with a bare user agent.
 APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
 BARE_USER_AGENTS = {"", "Mozilla/5.0"}
@@ -131,7 +138,9 @@ def rewrite_text_links(text: str, message_id: int, links: list[str]) -> str:
 
 
 def add_open_pixel(document: str, message_id: int) -> str:
-    pixel = f'<img src="{html.escape(open_url(message_id))}" width="1" height="1" alt="" style="display:block;border:0">'
+    pixel = (
+        f'<img src="{html.escape(open_url(message_id))}" width="1" height="1" alt="" style="display:block;border:0">'
+    )
     ends = list(_BODY_END.finditer(document))
     if not ends:
         return document + pixel
@@ -235,5 +244,7 @@ def unsubscribe(token: str, *, source: str) -> Message:
     """Unsubscribe the recipient of the message the token names; replays change nothing more."""
     message = message_for_unsubscribe(token)
     if not Suppression.is_suppressed(message.to_email):
-        suppress_address(message.to_email, SuppressionReason.UNSUBSCRIBED, source=source, properties=_message_properties(message))
+        suppress_address(
+            message.to_email, SuppressionReason.UNSUBSCRIBED, source=source, properties=_message_properties(message)
+        )
     return message

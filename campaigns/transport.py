@@ -23,7 +23,15 @@ from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import sanitize_address
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-TRANSIENT_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, smtplib.SMTPHeloError, ConnectionError, socket.timeout, TimeoutError, OSError)
+TRANSIENT_ERRORS = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    ConnectionError,
+    socket.timeout,
+    TimeoutError,
+    OSError,
+)
 
 
 class Outcome(StrEnum):

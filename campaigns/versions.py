@@ -51,12 +51,18 @@ def address_problem(value: str) -> str | None:
 def publish_variant(variant: TemplateVariant) -> TemplateVersion | None:
     """Freeze the variant's content as its next version, unless it equals the current one. Return the new version."""
     current = variant.current_version
-    if current is not None and (current.subject, current.html, current.text) == (variant.subject, variant.html, variant.text):
+    if current is not None and (current.subject, current.html, current.text) == (
+        variant.subject,
+        variant.html,
+        variant.text,
+    ):
         return None
     compiled = compile_sources(variant.html, variant.text)
     with transaction.atomic():
         EmailTemplate.objects.select_for_update().filter(pk=variant.template_id).first()
-        latest = TemplateVersion.objects.filter(template_id=variant.template_id, locale=variant.locale).aggregate(n=Max("number"))["n"]
+        latest = TemplateVersion.objects.filter(template_id=variant.template_id, locale=variant.locale).aggregate(
+            n=Max("number")
+        )["n"]
         version = TemplateVersion.objects.create(
             template_id=variant.template_id,
             locale=variant.locale,

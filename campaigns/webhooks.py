@@ -21,7 +21,9 @@ def record_esp_event(event_type: str, recipient: str, *, esp_name: str, provider
     reason = SUPPRESSING_EVENTS.get(event_type)
     if reason is None or not recipient:
         return False
-    suppress_address(recipient, reason, source=f"{esp_name} webhook", properties={"provider_id": provider_id, "esp": esp_name})
+    suppress_address(
+        recipient, reason, source=f"{esp_name} webhook", properties={"provider_id": provider_id, "esp": esp_name}
+    )
     return True
 
 

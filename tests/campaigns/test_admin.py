@@ -17,7 +17,9 @@ def staff_client(client, django_user_model):
     return client
 
 
-def template_form(name: str = "Spring", html: str = WELCOME_HTML, subject: str = "Hi {{ customer.first_name }}", **extra) -> dict:
+def template_form(
+    name: str = "Spring", html: str = WELCOME_HTML, subject: str = "Hi {{ customer.first_name }}", **extra
+) -> dict:
     data = {
         "name": name,
         "description": "",
@@ -54,8 +56,14 @@ def test_a_valid_template_is_saved_as_its_first_version_with_css_inlined(staff_c
     ("html", "error"),
     [
         (WELCOME_HTML.replace("<h1>", "<h1>{{ customer.first_name|safe }}"), "Line 4: the |safe filter is not allowed"),
-        (WELCOME_HTML.replace("<h1>", "{% autoescape false %}<h1>{% endautoescape %}"), "Line 4: {% autoescape %} blocks are not allowed"),
-        (WELCOME_HTML.replace("<h1>", "<h1>{{ customer.nickname }}"), "Line 4: with a sample customer: unknown variable"),
+        (
+            WELCOME_HTML.replace("<h1>", "{% autoescape false %}<h1>{% endautoescape %}"),
+            "Line 4: {% autoescape %} blocks are not allowed",
+        ),
+        (
+            WELCOME_HTML.replace("<h1>", "<h1>{{ customer.nickname }}"),
+            "Line 4: with a sample customer: unknown variable",
+        ),
         (WELCOME_HTML.replace("<h1>", "<h1>{{ secret }}"), "Line 4: unknown variable &#x27;secret&#x27;"),
         (WELCOME_HTML.replace("{% endblock %}", "{% if %}{% endblock %}"), "Line 7: syntax error"),
         ('{% include "../marketing/settings.py" %}', "Line 1: templates may include only the registered layouts"),
@@ -72,7 +80,10 @@ def test_a_template_that_cannot_render_safely_is_refused_with_its_line(staff_cli
 
 
 def test_a_sender_with_a_line_break_is_refused(staff_client):
-    response = staff_client.post("/admin/campaigns/emailtemplate/add/", template_form(from_email="News <news@shop.example>\r\nBcc: all@x.example"))
+    response = staff_client.post(
+        "/admin/campaigns/emailtemplate/add/",
+        template_form(from_email="News <news@shop.example>\r\nBcc: all@x.example"),
+    )
 
     assert response.status_code == 200
     assert "must be one line" in response.content.decode()
@@ -102,11 +113,16 @@ def test_the_preview_frames_the_email_in_a_sandbox_without_scripts(staff_client,
     customer = CustomerFactory(first_name="<script>alert(1)</script>")
 
     page = staff_client.get(f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/?customer={customer.pk}")
-    frame = staff_client.get(f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/frame/?customer={customer.pk}")
+    frame = staff_client.get(
+        f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/frame/?customer={customer.pk}"
+    )
 
     assert page.status_code == 200
     assert 'sandbox=""' in page.content.decode()
-    assert f'src="/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/frame/?customer={customer.pk}"' in page.content.decode()
+    assert (
+        f'src="/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/frame/?customer={customer.pk}"'
+        in page.content.decode()
+    )
     assert frame.status_code == 200
     assert frame["Content-Security-Policy"].startswith("sandbox; default-src 'none'")
     assert frame["X-Frame-Options"] == "SAMEORIGIN"
@@ -125,7 +141,8 @@ def test_a_test_send_goes_to_the_given_address(staff_client, welcome_template, d
 
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
-            f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/", {"to": "qa@shop.example", "customer": customer.pk}
+            f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/",
+            {"to": "qa@shop.example", "customer": customer.pk},
         )
 
     assert response.status_code == 302
@@ -133,7 +150,9 @@ def test_a_test_send_goes_to_the_given_address(staff_client, welcome_template, d
     assert Message.objects.get().kind == MessageKind.TEST
 
 
-def test_sending_a_draft_broadcast_from_the_list_queues_its_messages(staff_client, broadcast_to, django_capture_on_commit_callbacks):
+def test_sending_a_draft_broadcast_from_the_list_queues_its_messages(
+    staff_client, broadcast_to, django_capture_on_commit_callbacks
+):
     customers = [CustomerFactory() for _ in range(2)]
     broadcast = broadcast_to()
 
@@ -143,7 +162,9 @@ def test_sending_a_draft_broadcast_from_the_list_queues_its_messages(staff_clien
         )
 
     assert response.status_code == 200
-    assert sorted(parseaddr(email.to[0])[1] for email in mail.outbox) == sorted(customer.email for customer in customers)
+    assert sorted(parseaddr(email.to[0])[1] for email in mail.outbox) == sorted(
+        customer.email for customer in customers
+    )
     assert Broadcast.objects.get(pk=broadcast.pk).status == BroadcastStatus.DONE
     listing = staff_client.get("/admin/campaigns/broadcast/").content.decode()
     assert '<td class="field-sent">2</td>' in listing

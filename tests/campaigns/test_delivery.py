@@ -106,7 +106,9 @@ def test_queueing_twice_adds_no_message(smtp_settings, customers, broadcast_to, 
     assert len(smtp_settings.messages) == 3
 
 
-def test_customers_without_consent_or_suppressed_are_never_queued(smtp_settings, broadcast_to, django_capture_on_commit_callbacks):
+def test_customers_without_consent_or_suppressed_are_never_queued(
+    smtp_settings, broadcast_to, django_capture_on_commit_callbacks
+):
     mailable = CustomerFactory()
     CustomerFactory(consent_state=Consent.OPTED_OUT)
     suppressed = CustomerFactory()
@@ -128,11 +130,18 @@ def _one_click(client, message: Message) -> None:
     [
         pytest.param(lambda client, message: client.post(f"/u/{unsubscribe_token(message.pk)}/"), id="link"),
         pytest.param(_one_click, id="one-click"),
-        pytest.param(lambda client, message: record_esp_event("bounced", message.to_email, esp_name="postmark"), id="bounce"),
-        pytest.param(lambda client, message: record_esp_event("complained", message.to_email, esp_name="postmark"), id="complaint"),
+        pytest.param(
+            lambda client, message: record_esp_event("bounced", message.to_email, esp_name="postmark"), id="bounce"
+        ),
+        pytest.param(
+            lambda client, message: record_esp_event("complained", message.to_email, esp_name="postmark"),
+            id="complaint",
+        ),
     ],
 )
-def test_unsubscribe_between_queueing_and_sending_suppresses_the_message(smtp_settings, customers, broadcast_to, client, withdraw):
+def test_unsubscribe_between_queueing_and_sending_suppresses_the_message(
+    smtp_settings, customers, broadcast_to, client, withdraw
+):
     broadcast = broadcast_to()
     queue_broadcast(broadcast.pk)  # the hand-over to workers waits for a commit that never comes here
     leaving = Message.objects.get(customer=customers[1])
@@ -158,7 +167,9 @@ def test_consent_withdrawn_after_queueing_suppresses_the_message(smtp_settings, 
     assert received_by(smtp_settings, customers[0].email) == []
 
 
-def test_one_rejected_recipient_fails_alone_with_the_reason(smtp_settings, broadcast_to, django_capture_on_commit_callbacks):
+def test_one_rejected_recipient_fails_alone_with_the_reason(
+    smtp_settings, broadcast_to, django_capture_on_commit_callbacks
+):
     everyone = [CustomerFactory() for _ in range(100)]
     refused = everyone[41]
     smtp_settings.reject(refused.email, 554, "5.7.1 Mailbox unavailable")
@@ -196,7 +207,9 @@ def test_smtp_down_defers_with_back_off_then_sends_each_once(smtp_settings, sett
     report = send_messages(ids, now=start + timedelta(seconds=60))
 
     assert report.outcomes == {MessageStatus.SENT: 3}
-    assert sorted(address for message in smtp_settings.messages for address in message.rcpt_tos) == sorted(c.email for c in customers)
+    assert sorted(address for message in smtp_settings.messages for address in message.rcpt_tos) == sorted(
+        c.email for c in customers
+    )
     assert set(Message.objects.values_list("attempts", flat=True)) == {2}
 
 
@@ -217,7 +230,10 @@ def test_back_off_doubles_and_gives_up_after_the_last_attempt(settings, customer
     send_messages(ids, now=second + timedelta(seconds=120))
 
     assert set(Message.objects.values_list("status", "attempts")) == {(MessageStatus.FAILED, 3)}
-    assert all(error.startswith("gave up after 3 attempts: connect: ") for error in Message.objects.values_list("error", flat=True))
+    assert all(
+        error.startswith("gave up after 3 attempts: connect: ")
+        for error in Message.objects.values_list("error", flat=True)
+    )
 
 
 @pytest.fixture
@@ -272,7 +288,9 @@ def test_a_second_delivery_of_the_same_batch_sends_nothing_more(smtp_settings, c
     assert len(smtp_settings.messages) == 3
 
 
-def test_messages_left_sending_by_a_dead_worker_become_unknown_and_are_never_resent(smtp_settings, customers, broadcast_to, settings):
+def test_messages_left_sending_by_a_dead_worker_become_unknown_and_are_never_resent(
+    smtp_settings, customers, broadcast_to, settings
+):
     queue_broadcast(broadcast_to().pk)
     stuck = Message.objects.get(customer=customers[0])
     long_ago = timezone.now() - timedelta(seconds=settings.SEND_STALL_S + 1)
@@ -294,7 +312,9 @@ def test_messages_left_sending_by_a_dead_worker_become_unknown_and_are_never_res
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_dispatchers_send_each_message_exactly_once(smtp_settings, broadcast_to, monkeypatch):
     everyone = [CustomerFactory() for _ in range(40)]
-    monkeypatch.setattr("campaigns.delivery.dispatch_after_commit", lambda: None)  # the four threads are the dispatchers
+    monkeypatch.setattr(
+        "campaigns.delivery.dispatch_after_commit", lambda: None
+    )  # the four threads are the dispatchers
     queue_broadcast(broadcast_to().pk)
     ids = list(Message.objects.values_list("pk", flat=True))
     barrier = threading.Barrier(4)
@@ -319,7 +339,9 @@ def test_concurrent_dispatchers_send_each_message_exactly_once(smtp_settings, br
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 40
 
 
-def test_queueing_inside_a_rolled_back_transaction_leaves_no_row_and_no_task(customers, broadcast_to, django_capture_on_commit_callbacks):
+def test_queueing_inside_a_rolled_back_transaction_leaves_no_row_and_no_task(
+    customers, broadcast_to, django_capture_on_commit_callbacks
+):
     broadcast = broadcast_to()
 
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError), transaction.atomic():
@@ -341,11 +363,15 @@ def test_line_breaks_in_customer_data_cannot_add_headers_or_recipients(smtp_sett
     assert received.rcpt_tos == [intruder.email]
     assert received.message["Subject"] == "Hello Eve Bcc: victim@example.com"
     assert received.message["Bcc"] is None
-    assert received.message.get_all("To") == [f'"Eve Bcc: victim@example.com X To: other@example.com" <{intruder.email}>']
+    assert received.message.get_all("To") == [
+        f'"Eve Bcc: victim@example.com X To: other@example.com" <{intruder.email}>'
+    ]
 
 
 def test_an_address_with_line_breaks_fails_with_the_reason(smtp_settings, welcome_template):
-    message = Message.objects.create(kind=MessageKind.TEST, template=welcome_template, to_email="a@example.com\r\nRCPT TO:<b@example.com>")
+    message = Message.objects.create(
+        kind=MessageKind.TEST, template=welcome_template, to_email="a@example.com\r\nRCPT TO:<b@example.com>"
+    )
 
     send_messages([message.pk])
 
@@ -373,7 +399,9 @@ def test_a_template_that_fails_for_one_customer_fails_that_message_alone(smtp_se
 
 
 def test_each_customer_gets_the_variant_of_their_locale_or_the_default(smtp_settings, welcome_template, broadcast_to):
-    german = TemplateVariant.objects.create(template=welcome_template, locale="de", subject="Hallo {{ customer.first_name }}", html=WELCOME_HTML)
+    german = TemplateVariant.objects.create(
+        template=welcome_template, locale="de", subject="Hallo {{ customer.first_name }}", html=WELCOME_HTML
+    )
     publish_variant(german)
     austrian = CustomerFactory(locale="de-AT")
     french = CustomerFactory(locale="fr-FR")
@@ -386,7 +414,9 @@ def test_each_customer_gets_the_variant_of_their_locale_or_the_default(smtp_sett
     assert Message.objects.get(customer=austrian).template_version == german.current_version
 
 
-def test_a_test_send_goes_to_any_address_rendered_for_the_chosen_customer(smtp_settings, welcome_template, django_capture_on_commit_callbacks):
+def test_a_test_send_goes_to_any_address_rendered_for_the_chosen_customer(
+    smtp_settings, welcome_template, django_capture_on_commit_callbacks
+):
     customer = CustomerFactory(first_name="Jo")
 
     with django_capture_on_commit_callbacks(execute=True):

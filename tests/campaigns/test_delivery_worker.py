@@ -44,7 +44,9 @@ def test_a_worker_killed_mid_send_sends_nothing_twice_and_leaves_every_row_final
     settings.SEND_BATCH_SIZE = BATCH
     addresses = [f"killed-{number:05d}@example.com" for number in range(RECIPIENTS)]
     Customer.objects.bulk_create(
-        Customer(external_id=f"K{number:05d}", email=address, email_hash=email_hash(address), consent_state=Consent.OPTED_IN)
+        Customer(
+            external_id=f"K{number:05d}", email=address, email_hash=email_hash(address), consent_state=Consent.OPTED_IN
+        )
         for number, address in enumerate(addresses)
     )
     broadcast = Broadcast.objects.create(name="Killed mid-send", template=welcome_template)
@@ -60,14 +62,24 @@ def test_a_worker_killed_mid_send_sends_nothing_twice_and_leaves_every_row_final
     celery_worker_process.restart()
     # The killed worker's reserved task stays unacknowledged in Redis; the next tick re-finds its rows in the database.
     dispatch_due_messages()
-    unfinished = Message.objects.filter(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exclude(pk__in=in_flight)
-    wait_until(lambda: not unfinished.exists(), "every message but the killed batch to be sent", lambda: Counter(unfinished.values_list("status", "error")))
+    unfinished = Message.objects.filter(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exclude(
+        pk__in=in_flight
+    )
+    wait_until(
+        lambda: not unfinished.exists(),
+        "every message but the killed batch to be sent",
+        lambda: Counter(unfinished.values_list("status", "error")),
+    )
     stalled = mark_stalled_messages(timezone.now() + timedelta(days=1))
 
     received = Counter(address for message in worker_mail.messages for address in message.rcpt_tos)
     statuses = Counter(Message.objects.values_list("status", flat=True))
     first_of_batch = HELD_RECIPIENT - HELD_RECIPIENT % BATCH
-    assert in_flight == set(Message.objects.filter(to_email__in=addresses[first_of_batch:first_of_batch + BATCH]).values_list("pk", flat=True))
+    assert in_flight == set(
+        Message.objects.filter(to_email__in=addresses[first_of_batch : first_of_batch + BATCH]).values_list(
+            "pk", flat=True
+        )
+    )
     assert received_before_restart == HELD_RECIPIENT
     assert max(received.values()) == 1, "an address received the same broadcast twice"
     assert stalled == len(in_flight)
@@ -78,5 +90,7 @@ def test_a_worker_killed_mid_send_sends_nothing_twice_and_leaves_every_row_final
     # Half the killed batch went out before the worker died: those rows are unknown, never resent.
     assert set(received) - sent == set(addresses[first_of_batch:HELD_RECIPIENT])
     assert set(received) - sent <= unknown
-    assert all(error.startswith("the worker stopped while sending") for error in Message.objects.filter(pk__in=in_flight).values_list("error", flat=True))
-
+    assert all(
+        error.startswith("the worker stopped while sending")
+        for error in Message.objects.filter(pk__in=in_flight).values_list("error", flat=True)
+    )

@@ -43,7 +43,10 @@ def test_a_click_redirects_to_the_recorded_link_and_is_stored_as_an_event(client
     "token",
     [
         pytest.param(lambda message: click_token(message.pk, 0)[:-2] + "xx", id="tampered signature"),
-        pytest.param(lambda message: click_token(message.pk, 0).replace(f"{message.pk}-0", f"{message.pk}-1"), id="tampered index"),
+        pytest.param(
+            lambda message: click_token(message.pk, 0).replace(f"{message.pk}-0", f"{message.pk}-1"),
+            id="tampered index",
+        ),
         pytest.param(lambda message: click_token(message.pk, 7), id="index never recorded"),
         pytest.param(lambda message: click_token(message.pk + 1000, 0), id="no such message"),
         pytest.param(lambda message: "https://evil.example/", id="arbitrary target"),
@@ -78,7 +81,11 @@ def test_hostile_links_are_neutralised_and_never_recorded():
     ("user_agent", "ip", "human"),
     [
         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Thunderbird/128.0", "203.0.113.9", True),
-        ("Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)", "66.249.1.1", False),
+        (
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+            "66.249.1.1",
+            False,
+        ),
         ("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", "98.136.1.1", False),
         ("Mozilla/5.0", "17.58.1.1", False),  # Apple Mail Privacy Protection
         ("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15", "17.58.1.1", False),
@@ -93,7 +100,9 @@ def test_opens_from_privacy_proxies_are_machine_opens_and_never_engagement(sent,
     assert response["Content-Type"] == "image/gif"
     assert response.content == base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
     sent.refresh_from_db()
-    assert (sent.open_count, sent.machine_open_count, sent.opened_at is not None) == ((1, 0, True) if human else (0, 1, False))
+    assert (sent.open_count, sent.machine_open_count, sent.opened_at is not None) == (
+        (1, 0, True) if human else (0, 1, False)
+    )
     assert list(Event.objects.values_list("name", flat=True)) == ["email_opened" if human else "email_machine_opened"]
 
 
@@ -144,7 +153,11 @@ def test_one_click_unsubscribe_works_without_cookies_or_csrf_and_replays_change_
 def test_a_forged_unsubscribe_token_is_refused(sent):
     client = Client(enforce_csrf_checks=True)
 
-    response = client.post(f"/u/{sent.pk}:forged-signature/", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        f"/u/{sent.pk}:forged-signature/",
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
 
     assert response.status_code == 400
     assert "This link does not work" in response.content.decode()
@@ -154,7 +167,10 @@ def test_a_forged_unsubscribe_token_is_refused(sent):
 def _postmark(client, payload: dict):
     credentials = base64.b64encode(b"kairos:hook-secret").decode()
     return client.post(
-        "/anymail/postmark/tracking/", json.dumps(payload), content_type="application/json", HTTP_AUTHORIZATION=f"Basic {credentials}"
+        "/anymail/postmark/tracking/",
+        json.dumps(payload),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Basic {credentials}",
     )
 
 
@@ -175,7 +191,9 @@ def _postmark(client, payload: dict):
 )  # fmt: skip
 def test_bounce_and_complaint_webhooks_suppress_the_address(client, settings, sent, payload, reason, event):
     settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
-    payload = {key: value.format(email=sent.to_email) if isinstance(value, str) else value for key, value in payload.items()}
+    payload = {
+        key: value.format(email=sent.to_email) if isinstance(value, str) else value for key, value in payload.items()
+    }
 
     response = _postmark(client, payload)
 

@@ -20,7 +20,12 @@ def hostile_template() -> EmailTemplate:
     variant = TemplateVariant.objects.create(template=template, subject="Hi", html=HOSTILE_HTML)
     compiled = compile_sources(HOSTILE_HTML)
     version = TemplateVersion.objects.create(
-        template=template, number=1, subject="Hi", html=HOSTILE_HTML, compiled_html=compiled.html, compiled_text=compiled.text
+        template=template,
+        number=1,
+        subject="Hi",
+        html=HOSTILE_HTML,
+        compiled_html=compiled.html,
+        compiled_text=compiled.text,
     )
     TemplateVariant.objects.filter(pk=variant.pk).update(current_version=version)
     return template

@@ -17,6 +17,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "postgres://kairos:s3cret@db.internal:5433/kairos",
     "SUPPRESSION_HMAC_KEY": "a-long-random-key-that-never-changes",
+    "PUBLIC_BASE_URL": "https://mail.shop.example.com",
 }
 
 
@@ -33,6 +34,13 @@ def test_check_deploy_with_production_settings_prints_no_warnings():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
     assert "WARNING" not in result.stderr
+
+
+def test_check_deploy_warns_when_links_would_not_be_https():
+    result = run_manage("check", "--deploy", env={**PRODUCTION_ENV, "PUBLIC_BASE_URL": "http://mail.shop.example.com"})
+
+    assert "campaigns.W001" in result.stderr + result.stdout
+    assert "PUBLIC_BASE_URL='http://mail.shop.example.com' is not an https:// address." in result.stderr + result.stdout
 
 
 def test_the_program_refuses_to_start_without_a_secret_key_when_debug_is_off():

@@ -17,7 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--template", required=True, help="The e-mail template's name.")
         parser.add_argument("--segment", help="The segment's name; without it, every mailable customer.")
         parser.add_argument(
-            "--install-starters", action="store_true", dest="starters", help="First create the starter templates that are missing."
+            "--install-starters",
+            action="store_true",
+            dest="starters",
+            help="First create the starter templates that are missing.",
         )
 
     def handle(self, *args, name: str, template: str, segment: str | None, starters: bool, **options) -> None:
@@ -36,6 +39,12 @@ class Command(BaseCommand):
         with transaction.atomic():
             broadcast = Broadcast.objects.create(name=name, template=chosen, segment=audience)
             queued = queue_broadcast(broadcast.pk)
-        self.stdout.write(f"broadcast {broadcast.pk} {name!r}: {queued:,} messages queued to {audience or 'every mailable customer'}")
-        counts = {status: count for status, count in status_counts(Message.objects.filter(broadcast=broadcast)).items() if count}
+        self.stdout.write(
+            f"broadcast {broadcast.pk} {name!r}: {queued:,} messages queued to {audience or 'every mailable customer'}"
+        )
+        counts = {
+            status: count
+            for status, count in status_counts(Message.objects.filter(broadcast=broadcast)).items()
+            if count
+        }
         self.stdout.write("messages: " + ", ".join(f"{count:,} {status}" for status, count in counts.items()))

@@ -1,13 +1,9 @@
-"""The one environment every Kairos template renders in: Jinja's immutable sandbox, with limits.
+"""Time and size limits for the sandbox: what Jinja's own sandbox does not bound.
 
-Templates come from two places: layouts developers write on disk (`templates/emails/`,
-`templates/seo/`, `templates/social/`, `templates/pages/`) and templates marketers edit in the
-admin. Both render here, with plain data as context (never ORM objects, settings or requests).
-
-The sandbox stops attribute escapes (`__class__`, `__globals__`) and mutation of the context.
-It does not bound time or memory, so this module adds that: every call, attribute read, filter,
-operator, concatenation, loop over `range` and output chunk checks a deadline, and no value a
-template builds may exceed TEMPLATE_MAX_OUTPUT_CHARS characters (or list items).
+The immutable sandbox stops attribute escapes and mutation of the context, but a template can
+still loop for ever or build a string of gigabytes. Here every call, attribute read, filter,
+operator, concatenation, loop over `range` and printed value checks a deadline, and no value a
+template builds may exceed the budget's character (or item) limit.
 """
 
 import contextvars
@@ -16,20 +12,14 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from django.conf import settings
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.compiler import CodeGenerator
-from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
-from markupsafe import Markup
 
-LAYOUT_FOLDERS = ("emails", "seo", "social", "pages")
-HTML_SUFFIXES = (".html", ".htm", ".xml")
 # Loops over range() and numbers passed to filters stay below this; Jinja's own sandbox limit.
 MAX_RANGE_ITEMS = 100_000
 DEADLINE_CHECK_EVERY_ITEMS = 1024
@@ -37,37 +27,28 @@ DEADLINE_CHECK_EVERY_ITEMS = 1024
 MAX_CALL_DEPTH = 200
 
 
-class RenderError(Exception):
-    """A template that cannot render: its message names the problem and, where known, the line."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(f"line {line}: {message}" if line else message)
-        self.message = message
-        self.line = line
-
-
 class RenderLimitExceeded(SecurityError):
     """A template went past a time or size limit."""
 
 
 @dataclass
-class _Budget:
+class Budget:
     deadline: float
     max_chars: int
     depth: int = 0
 
 
-_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("kairos_render_budget", default=None)
+current_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("kairos_render_budget", default=None)
 
 
-def _check_deadline() -> None:
-    budget = _budget.get()
+def check_deadline() -> None:
+    budget = current_budget.get()
     if budget is not None and time.monotonic() > budget.deadline:
         raise RenderLimitExceeded(f"rendering took longer than {settings.TEMPLATE_RENDER_TIMEOUT_MS} ms")
 
 
 def _max_chars() -> int:
-    budget = _budget.get()
+    budget = current_budget.get()
     return budget.max_chars if budget is not None else settings.TEMPLATE_MAX_OUTPUT_CHARS
 
 
@@ -82,7 +63,9 @@ def _weight(value: Any, limit: int) -> int:
     else:
         return 1
     for item in items:
-        total += 1 + (_weight(item[0], limit) + _weight(item[1], limit) if isinstance(value, dict) else _weight(item, limit))
+        total += 1 + (
+            _weight(item[0], limit) + _weight(item[1], limit) if isinstance(value, dict) else _weight(item, limit)
+        )
         if total > limit:
             break
     return total
@@ -101,12 +84,14 @@ class BoundedRange:
     def __init__(self, *args: int) -> None:
         self._range = range(*args)
         if len(self._range) > MAX_RANGE_ITEMS:
-            raise RenderLimitExceeded(f"range() of {len(self._range):,} numbers; at most {MAX_RANGE_ITEMS:,} are allowed")
+            raise RenderLimitExceeded(
+                f"range() of {len(self._range):,} numbers; at most {MAX_RANGE_ITEMS:,} are allowed"
+            )
 
     def __iter__(self) -> Iterator[int]:
         for index, number in enumerate(self._range):
             if index % DEADLINE_CHECK_EVERY_ITEMS == 0:
-                _check_deadline()
+                check_deadline()
             yield number
 
     def __len__(self) -> int:
@@ -126,7 +111,7 @@ class BoundedNamespace(Namespace):
     """`namespace()` whose values are size-checked: a loop cannot double a string into gigabytes."""
 
     def __setitem__(self, name: str, value: Any) -> None:
-        _check_deadline()
+        check_deadline()
         super().__setitem__(name, _guard(value, f"namespace value {name!r}"))
 
 
@@ -136,12 +121,12 @@ def _number_arguments_checked(args: tuple, kwargs: dict, where: str) -> None:
             raise RenderLimitExceeded(f"{where} was given {value:,}; numbers above {MAX_RANGE_ITEMS:,} are not allowed")
 
 
-def _guarded_filter(name: str, function: Callable) -> Callable:
+def guarded_filter(name: str, function: Callable) -> Callable:
     """Wrap a filter so its inputs, numbers and result stay within the limits."""
 
     @functools.wraps(function)
     def guarded(*args, **kwargs):
-        _check_deadline()
+        check_deadline()
         # Filters that take a context or environment get it first; check only the template's values.
         values = args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
         _number_arguments_checked(values[1:], kwargs, f"the {name} filter")
@@ -157,7 +142,7 @@ def _guarded_filter(name: str, function: Callable) -> Callable:
         if name == "join" and values:
             offset = len(args) - len(values)
             items = _joinable(values[0])
-            args = (*args[:offset], items, *args[offset + 1:])
+            args = (*args[:offset], items, *args[offset + 1 :])
             _check_join(values[1] if len(values) > 1 else kwargs.get("d", ""), items)
         result = function(*args, **kwargs)
         if isinstance(result, Iterator):
@@ -174,7 +159,7 @@ def _bounded_items(items: Iterator, what: str) -> Iterator:
     total = 0
     for index, item in enumerate(items):
         if index % DEADLINE_CHECK_EVERY_ITEMS == 0:
-            _check_deadline()
+            check_deadline()
         total += 1 + _weight(item, limit)
         if total > limit:
             raise RenderLimitExceeded(f"{what} would exceed {limit:,} characters")
@@ -254,14 +239,16 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def guard_concat(self, value: Any) -> Any:
-        _check_deadline()
+        check_deadline()
         return _guard(value, "a joined string")
 
     def call_binop(self, context, operator_symbol: str, left: Any, right: Any) -> Any:
-        _check_deadline()
+        check_deadline()
         size = _binop_size(operator_symbol, left, right)
         if size is not None and size > _max_chars():
-            raise RenderLimitExceeded(f"the {operator_symbol!r} operator would build {size:,} items; the limit is {_max_chars():,}")
+            raise RenderLimitExceeded(
+                f"the {operator_symbol!r} operator would build {size:,} items; the limit is {_max_chars():,}"
+            )
         if operator_symbol == "**" and isinstance(right, int | float) and abs(right) > 64:
             raise RenderLimitExceeded(f"exponents above 64 are not allowed (got {right})")
         if operator_symbol == "%" and isinstance(left, str):
@@ -280,15 +267,15 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
         return None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        _check_deadline()
+        check_deadline()
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        _check_deadline()
+        check_deadline()
         return super().getitem(obj, argument)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
-        _check_deadline()
+        check_deadline()
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "")
         if isinstance(owner, str):
@@ -304,7 +291,7 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
         limit = _max_chars()
         if sum(_weight(value, limit) for value in (*args, *kwargs.values())) > limit:
             raise RenderLimitExceeded(f"a call's arguments exceed {limit:,} characters")
-        budget = _budget.get()
+        budget = current_budget.get()
         if budget is not None:
             budget.depth += 1
             if budget.depth > MAX_CALL_DEPTH:
@@ -318,141 +305,7 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
         return _guard(result, "a call's result")
 
 
-def _finalize(value: Any) -> Any:
+def finalize_output(value: Any) -> Any:
     """Check every value a template prints before it is turned into text."""
-    _check_deadline()
+    check_deadline()
     return _guard(value, "a printed value")
-
-
-class LayoutLoader(FileSystemLoader):
-    """Load templates from `templates/`, but only from the folders that hold customer-facing layouts."""
-
-    def get_source(self, environment, template: str):
-        folder = template.split("/", 1)[0]
-        if folder not in LAYOUT_FOLDERS:
-            raise TemplateNotFound(template)
-        return super().get_source(environment, template)
-
-    def list_templates(self) -> list[str]:
-        return [name for name in super().list_templates() if name.split("/", 1)[0] in LAYOUT_FOLDERS]
-
-
-def _autoescape(name: str | None) -> bool:
-    return name is not None and name.endswith(HTML_SUFFIXES)
-
-
-def templates_dir() -> Path:
-    return Path(settings.BASE_DIR) / "templates"
-
-
-def build_environment() -> KairosSandbox:
-    """Return a new sandboxed environment; `environment()` returns the shared one."""
-    env = KairosSandbox(
-        loader=LayoutLoader(str(templates_dir())),
-        autoescape=_autoescape,
-        undefined=StrictUndefined,
-        finalize=_finalize,
-        auto_reload=settings.DEBUG,
-        keep_trailing_newline=False,
-    )
-    env.globals = {"range": BoundedRange, "namespace": BoundedNamespace, "dict": dict}
-    env.filters = {name: _guarded_filter(name, function) for name, function in env.filters.items() if name != "safe"}
-    env.filters["safe"] = _refuse_safe
-    return env
-
-
-def _refuse_safe(value: Any) -> Any:
-    raise SecurityError("the safe filter is not allowed: it would switch off escaping")
-
-
-@functools.cache
-def environment() -> KairosSandbox:
-    """Return the process-wide sandboxed environment."""
-    return build_environment()
-
-
-def layout_names() -> list[str]:
-    """Return the on-disk templates that database templates may extend, include or import."""
-    return sorted(environment().list_templates())
-
-
-def _line_of(traceback: TracebackType | None, filename: str | None) -> int | None:
-    """Return the template line of the innermost traceback frame from that template (Jinja rewrites them)."""
-    line = None
-    while traceback is not None:
-        frame_file = traceback.tb_frame.f_code.co_filename
-        if filename is not None and frame_file == filename:
-            line = traceback.tb_lineno
-        traceback = traceback.tb_next
-    return line
-
-
-def compile_source(source: str, name: str):
-    """Compile a template held as text; `name` ends in .html for autoescaped HTML, .txt otherwise."""
-    env = environment()
-    try:
-        code = env.compile(source, name=name, filename=name)
-    except TemplateSyntaxError as error:
-        raise RenderError(error.message or str(error), error.lineno) from None
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
-
-
-def load_file(name: str):
-    """Return a layout or page template from disk."""
-    try:
-        return environment().get_template(name)
-    except TemplateNotFound:
-        raise RenderError(f"no template {name!r} under {', '.join(f'templates/{folder}/' for folder in LAYOUT_FOLDERS)}") from None
-    except TemplateSyntaxError as error:
-        raise RenderError(f"{error.name or name}: {error.message}", error.lineno) from None
-
-
-def render(template, context: dict) -> str:
-    """Render a compiled template within the time and size limits, turning every failure into RenderError."""
-    budget = _Budget(
-        deadline=time.monotonic() + settings.TEMPLATE_RENDER_TIMEOUT_MS / 1000,
-        max_chars=settings.TEMPLATE_MAX_OUTPUT_CHARS,
-    )
-    token = _budget.set(budget)
-    parts: list[str] = []
-    size = 0
-    try:
-        for chunk in template.generate(context):
-            size += len(chunk)
-            if size > budget.max_chars:
-                raise RenderLimitExceeded(f"the output exceeds {budget.max_chars:,} characters")
-            _check_deadline()
-            parts.append(chunk)
-    except RenderLimitExceeded as error:
-        raise RenderError(f"refused: {error}", _line_of(error.__traceback__, template.filename)) from None
-    except SecurityError as error:
-        raise RenderError(f"not allowed: {error}", _line_of(error.__traceback__, template.filename)) from None
-    except UndefinedError as error:
-        raise RenderError(f"unknown variable: {error}", _line_of(error.__traceback__, template.filename)) from None
-    except TemplateError as error:
-        raise RenderError(str(error), getattr(error, "lineno", None) or _line_of(error.__traceback__, template.filename)) from None
-    except RecursionError:
-        raise RenderError("refused: calls nested too deeply") from None
-    except MemoryError:
-        raise RenderError("refused: the template needs too much memory") from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as error:
-        raise RenderError(f"{type(error).__name__}: {error}", _line_of(error.__traceback__, template.filename)) from None
-    finally:
-        _budget.reset(token)
-    return "".join(parts)
-
-
-def render_string(source: str, context: dict, *, html: bool) -> str:
-    """Compile and render a template held as text."""
-    return render(compile_source(source, "<template>.html" if html else "<template>.txt"), context)
-
-
-def render_file(name: str, context: dict) -> str:
-    """Render a template from disk; HTML files are autoescaped."""
-    return render(load_file(name), context)
-
-
-def escape(value: Any) -> Markup:
-    """Escape text for HTML, as autoescaping would."""
-    return Markup.escape(value)
-
