@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-dev
 	bash .ci/services.sh postgres
 	$(PY) bench/import_orders.py --rows $${ROWS:-100000}
 	$(PY) bench/segments.py --customers $${CUSTOMERS:-100000}
+	$(PY) bench/send.py --messages $${MESSAGES:-20000} --workers $${WORKERS:-2}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 outbox
