@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.workers import start_worker  # noqa: E402 - needs the project root on the path
+
 BENCH_DATABASE = "kairos_bench_scoring"
 BROKER_DB = 13
-WORKER_READY_TIMEOUT_S = 60
 
 
 def ensure_database(server: str) -> str:
@@ -36,23 +36,6 @@ def ensure_database(server: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
     return f"{server}/{BENCH_DATABASE}"
-
-
-def start_worker(env: dict[str, str], concurrency: int, log_path: Path) -> subprocess.Popen:
-    """Start a prefork worker on the scoring queue and return once it is ready."""
-    command = [
-        sys.executable, "-m", "celery", "--app", "marketing", "worker", "--pool", "prefork",
-        "--concurrency", str(concurrency), "--queues", "scoring", "--loglevel", "INFO",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    log = open(log_path, "w")  # noqa: SIM115 (kept open for the worker's lifetime)
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    while "ready." not in log_path.read_text():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the Celery worker did not start:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    return worker
 
 
 def main() -> None:
@@ -111,7 +94,7 @@ def main() -> None:
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "kairos-bench-scoring-worker.log"
-    worker = start_worker(env, args.workers, log_path)
+    worker = start_worker(env, args.workers, log_path, "scoring")
     try:
         started = time.perf_counter()
         run = start_scoring_run(as_of)

@@ -43,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.workers import start_worker  # noqa: E402 - needs the project root on the path
+
 BENCH_DATABASE = "kairos_bench_send"
 BROKER_DB = 12
 POSTFIX_DIR = ROOT / "var" / "bench" / "postfix"
@@ -52,7 +54,6 @@ SINK_DIR = ROOT / "var" / "bench" / "send"
 # smtp-sink refuses to keep super-user privileges; it drops them to this user after binding.
 SINK_USER = "nobody"
 SINK_READY_TIMEOUT_S = 10
-WORKER_READY_TIMEOUT_S = 60
 POLL_INTERVAL_S = 0.05
 PUBLIC_BASE_URL = "https://kairos.bench.example"
 DOMAIN = "bench.kairos.test"
@@ -283,23 +284,6 @@ def refuse_after_queueing(customers: int) -> None:
 # --- Kairos ------------------------------------------------------------------------------------
 
 
-def start_worker(env: dict[str, str], concurrency: int, log_path: Path) -> subprocess.Popen:
-    """Start a prefork worker on the e-mail queue and return once it is ready."""
-    command = [
-        sys.executable, "-m", "celery", "--app", "marketing", "worker", "--pool", "prefork",
-        "--concurrency", str(concurrency), "--queues", "email", "--loglevel", "INFO",
-        "--without-heartbeat", "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    log = open(log_path, "w")  # noqa: SIM115 (kept open for the worker's lifetime)
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-    while "ready." not in log_path.read_text():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the Celery worker did not start:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    return worker
-
-
 def tree_cpu_s(pid: int) -> float:
     """Return the CPU seconds a process and its living descendants have used (Linux /proc)."""
     total = 0.0
@@ -498,7 +482,7 @@ def main() -> None:
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log_path = SINK_DIR / "worker.log"
-    worker = start_worker(env, args.workers, log_path)
+    worker = start_worker(env, args.workers, log_path, "email")
     try:
         # CPU is counted as well as wall time: other work on the machine slows both runs, not their CPU per message.
         cpu_before = tree_cpu_s(worker.pid) + time.process_time()

@@ -8,6 +8,7 @@ mid-batch leaves its rows in `sending`, and `mark_stalled_messages` turns those 
 they may have gone out, and a marketing e-mail sent twice is worse than one reported missing.
 """
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -250,15 +251,14 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     versions = versions_by_locale({message.template_id for message in messages})
     recommendations = recommendation_source()(customer_ids) if customer_ids else {}
     # The last moment before sending: anyone who unsubscribed, bounced or complained since queueing is skipped.
+    hashes = {message.pk: email_hash(message.to_email) for message in messages}
     suppressed = set(
-        Suppression.objects.filter(email_hash__in={email_hash(m.to_email) for m in messages}).values_list(
-            "email_hash", flat=True
-        )
+        Suppression.objects.filter(email_hash__in=set(hashes.values())).values_list("email_hash", flat=True)
     )
 
     pending: list[tuple[Message, object]] = []
     for message in messages:
-        problem = _refusal(message, customers.get(message.customer_id), suppressed)
+        problem = _refusal(message, customers.get(message.customer_id), hashes[message.pk] in suppressed)
         if problem is not None:
             message.status, message.error = problem
             continue
@@ -276,8 +276,8 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     return report
 
 
-def _refusal(message: Message, customer: dict | None, suppressed: set[str]) -> tuple[str, str] | None:
-    if email_hash(message.to_email) in suppressed:
+def _refusal(message: Message, customer: dict | None, suppressed: bool) -> tuple[str, str] | None:
+    if suppressed:
         return MessageStatus.SUPPRESSED, "the address is on the suppression list"
     if message.kind == MessageKind.MARKETING:
         if customer is None:
@@ -320,9 +320,8 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     message.subject = rendered.subject[:255]
     message.links = list(rendered.links)
     message.message_id = message.message_id or message_id_header(message.pk, from_email)
-    subject_prefix = "" if marketing else "[Test] "
-    if subject_prefix:
-        rendered = type(rendered)(subject_prefix + rendered.subject, rendered.html, rendered.text, rendered.links)
+    if not marketing:
+        rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
     return build_email(
         rendered,
         message_pk=message.pk,
