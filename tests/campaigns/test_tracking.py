@@ -226,3 +226,57 @@ def test_a_webhook_without_the_secret_is_refused(client, settings, sent):
 
     assert response.status_code == 400
     assert Suppression.objects.count() == 0
+
+
+def _postmark_inbound(client, *, sender: str, to: str, subject: str):
+    credentials = base64.b64encode(b"kairos:hook-secret").decode()
+    payload = {
+        "FromFull": {"Email": sender, "Name": ""},
+        "ToFull": [{"Email": to, "Name": ""}],
+        "Subject": subject,
+        "TextBody": "",
+        "Headers": [],
+    }
+    return client.post(
+        "/anymail/postmark/inbound/",
+        json.dumps(payload),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Basic {credentials}",
+    )
+
+
+def test_mail_to_the_unsubscribe_address_with_the_token_unsubscribes_the_recipient(client, settings, sent):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
+
+    response = _postmark_inbound(
+        client,
+        sender="someone.else@example.org",
+        to="unsubscribe@localhost",
+        subject=f"unsubscribe {unsubscribe_token(sent.pk)}",
+    )
+
+    assert response.status_code == 200
+    assert Suppression.is_suppressed(sent.to_email)
+    assert Customer.objects.get(pk=sent.customer_id).consent_source == "unsubscribe e-mail"
+
+
+def test_mail_to_the_unsubscribe_address_without_a_token_unsubscribes_its_sender_only_if_a_customer(
+    client, settings, sent
+):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
+
+    _postmark_inbound(client, sender="stranger@example.org", to="unsubscribe@localhost", subject="please stop")
+    assert Suppression.objects.count() == 0
+
+    _postmark_inbound(client, sender=sent.to_email, to="unsubscribe@localhost", subject="unsubscribe forged:token")
+    assert Suppression.is_suppressed(sent.to_email)
+
+
+def test_mail_to_another_address_unsubscribes_nobody(client, settings, sent):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
+
+    _postmark_inbound(
+        client, sender=sent.to_email, to="hello@localhost", subject=f"unsubscribe {unsubscribe_token(sent.pk)}"
+    )
+
+    assert Suppression.objects.count() == 0
