@@ -21,20 +21,29 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from campaigns.content.export import pieces_csv, pieces_json
 from campaigns.context import CONTEXT_DOCUMENTATION
 from campaigns.delivery import queue_test_message
+from campaigns.engine import CampaignError, enroll_by_hand, launch
 from campaigns.models import (
     Broadcast,
     BroadcastStatus,
+    Campaign,
+    CampaignStatus,
     ContentPiece,
     ContentStatus,
     EmailTemplate,
+    Enrollment,
     Message,
     MessageStatus,
+    Step,
     TemplateVariant,
     TemplateVersion,
 )
 from campaigns.preview import PREVIEW_POLICY, preview_html
 from campaigns.rendering import RenderError, layout_names
+from campaigns.results import campaign_results, results_table_html
+from campaigns.simulation import simulate
+from campaigns.steps import StepError, steps
 from campaigns.tasks import queue_broadcast_task
+from campaigns.triggers import TriggerError, triggers
 from campaigns.versions import lint_variant, publish_variant
 from marketing.models import Customer
 
@@ -358,6 +367,197 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # messages are written by delivery, never by hand
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- Campaigns ------------------------------------------------------------------------------
+
+
+class CampaignForm(forms.ModelForm):
+    trigger_type = forms.ChoiceField(choices=triggers.choices)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name", "description", "trigger_type", "trigger_config", "audience", "goal_event", "goal_days",
+            "holdout_percent", "reentry", "reentry_cooldown_days", "frequency_cap", "frequency_window_hours", "quiet_hours",
+        ]  # fmt: skip
+
+    def clean(self) -> dict:
+        """Check the trigger's config with its type, naming the key at fault."""
+        data = super().clean()
+        trigger_type = data.get("trigger_type")
+        if trigger_type:
+            try:
+                data["trigger_config"] = triggers.get(trigger_type).clean(data.get("trigger_config") or {})
+            except TriggerError as error:
+                self.add_error("trigger_config", f"{error.field}: {error.message}")
+        return data
+
+
+class StepForm(forms.ModelForm):
+    type = forms.ChoiceField(choices=steps.choices)
+
+    class Meta:
+        model = Step
+        fields = ["position", "key", "type", "config"]
+
+
+class StepFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        """Check every step's config with its type, against the keys of all the campaign's steps."""
+        super().clean()
+        forms_ = [form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        keys = {form.cleaned_data["key"] for form in forms_ if form.cleaned_data.get("key")}
+        for form in forms_:
+            step_type = form.cleaned_data.get("type")
+            if not step_type:
+                continue
+            try:
+                form.cleaned_data["config"] = steps.get(step_type).clean(form.cleaned_data.get("config") or {}, keys)
+                form.instance.config = form.cleaned_data["config"]
+            except StepError as error:
+                form.add_error("config", f"{error.field}: {error.message}")
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    form = StepForm
+    formset = StepFormSet
+    extra = 0
+    ordering = ["position"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
+    inlines = [StepInline]
+    list_display = ["name", "trigger_type", "status", "audience", "entered", "launched_at"]
+    list_filter = ["status", "trigger_type"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["status", "launched_at", "results"]
+    actions = ["launch_selected", "pause_selected", "archive_selected"]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("audience").annotate(n_entered=Count("enrollments"))
+
+    @admin.display(description="entered", ordering="n_entered")
+    def entered(self, campaign: Campaign) -> int:
+        return campaign.n_entered
+
+    @admin.display(description="results")
+    def results(self, campaign: Campaign) -> str:
+        if campaign.pk is None:
+            return "—"
+        return results_table_html(campaign_results(campaign))
+
+    def _may_launch(self, request) -> bool:
+        return request.user.has_perm("campaigns.launch_campaign")
+
+    def _set_status(self, request, queryset, status: str, verb: str) -> None:
+        if not self._may_launch(request):
+            self.message_user(
+                request, f"Only an approver (permission “launch campaigns”) may {verb} campaigns.", messages.ERROR
+            )
+            return
+        done = 0
+        for campaign in queryset:
+            try:
+                if status == CampaignStatus.ACTIVE:
+                    launch(campaign)
+                else:
+                    campaign.status = status
+                    campaign.save(update_fields=["status", "updated_at"])
+                done += 1
+            except CampaignError as error:
+                self.message_user(request, f"{campaign}: {error}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} campaign(s) {verb}ed.")
+
+    @admin.action(description="Launch the selected campaigns")
+    def launch_selected(self, request, queryset) -> None:
+        self._set_status(request, queryset, CampaignStatus.ACTIVE, "launch")
+
+    @admin.action(description="Pause the selected campaigns")
+    def pause_selected(self, request, queryset) -> None:
+        self._set_status(request, queryset, CampaignStatus.PAUSED, "paus")
+
+    @admin.action(description="Archive the selected campaigns")
+    def archive_selected(self, request, queryset) -> None:
+        self._set_status(request, queryset, CampaignStatus.ARCHIVED, "archiv")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:campaign_id>/enroll/", view(self.enroll_view), name="campaigns_campaign_enroll"),
+            path("<int:campaign_id>/simulate/", view(self.simulate_view), name="campaigns_campaign_simulate"),
+        ] + super().get_urls()
+
+    def enroll_view(self, request, campaign_id: int) -> HttpResponse:
+        """Enroll customers by their shop ids (the manual trigger, or a test of any campaign)."""
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        form = EnrollForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            ids = form.cleaned_data["external_ids"]
+            found = dict(Customer.objects.filter(external_id__in=ids).values_list("external_id", "pk"))
+            missing = [external_id for external_id in ids if external_id not in found]
+            count = enroll_by_hand(campaign, list(found.values()))
+            self.message_user(
+                request, f"{count} enrolled" + (f"; unknown ids: {', '.join(missing[:20])}" if missing else "") + "."
+            )
+            return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+        context = {**self.admin_site.each_context(request), "title": f"Enroll in {campaign}", "opts": self.model._meta,
+                   "original": campaign, "form": form, "action": "enroll"}  # fmt: skip
+        return TemplateResponse(request, "admin/campaigns/campaign/tool.html", context)
+
+    def simulate_view(self, request, campaign_id: int) -> HttpResponse:
+        """Replay the last N days of events and segment changes through the campaign, sending nothing."""
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        form = SimulateForm(request.GET or None)
+        report = error = None
+        if request.GET and form.is_valid():
+            try:
+                report = simulate(campaign, form.cleaned_data["days"])
+            except CampaignError as problem:
+                error = str(problem)
+        context = {**self.admin_site.each_context(request), "title": f"Simulate {campaign}", "opts": self.model._meta,
+                   "original": campaign, "form": form, "action": "simulate", "report": report, "error": error}  # fmt: skip
+        return TemplateResponse(request, "admin/campaigns/campaign/tool.html", context)
+
+
+class EnrollForm(forms.Form):
+    external_ids = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}), help_text="The shop's customer ids, one per line."
+    )
+
+    def clean_external_ids(self) -> list[str]:
+        ids = [line.strip() for line in self.cleaned_data["external_ids"].splitlines() if line.strip()]
+        if not ids:
+            raise forms.ValidationError("Give at least one customer id.")
+        return ids
+
+
+class SimulateForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=365, initial=30, help_text="Replay this many days up to now.")
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(admin.ModelAdmin):
+    list_display = ["pk", "campaign", "customer", "state", "step", "next_run_at", "entered_at", "variant"]
+    list_filter = ["state", "campaign"]
+    search_fields = ["customer__external_id", "customer__email"]
+    list_select_related = ["campaign", "customer", "step"]
+    readonly_fields = [field.name for field in Enrollment._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # enrollments come from triggers and the enroll page
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

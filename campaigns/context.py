@@ -33,6 +33,10 @@ CONTEXT_DOCUMENTATION: dict[str, dict[str, str] | str] = {
         "category); empty until a recommender is configured."
     ),
     "campaign": {"name": "The campaign or broadcast sending this message."},
+    "trigger": (
+        "What started the customer on the campaign, e.g. trigger.get('properties') of the event, or a price drop's "
+        "trigger.get('sku'); empty for broadcasts."
+    ),
     "links": {"unsubscribe": "The customer's unsubscribe page.", "shop": "The shop's home page."},
     "shop": {
         "name": "The shop's name.",
@@ -98,13 +102,19 @@ def shop_data() -> dict:
 
 
 def build_context(
-    customer: dict, *, recommendations: Iterable[dict] = (), campaign_name: str = "", unsubscribe_url: str = ""
+    customer: dict,
+    *,
+    recommendations: Iterable[dict] = (),
+    campaign_name: str = "",
+    unsubscribe_url: str = "",
+    trigger: dict | None = None,
 ) -> dict:
     """Assemble the documented context for one recipient."""
     return {
         "customer": customer,
         "recommendations": [product_data(product) for product in recommendations],
         "campaign": {"name": campaign_name},
+        "trigger": dict(trigger or {}),
         "links": {"unsubscribe": unsubscribe_url, "shop": settings.SHOP_URL},
         "shop": shop_data(),
     }

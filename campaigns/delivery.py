@@ -111,7 +111,7 @@ def queue_test_message(template_id: int, to_email: str, customer_id: int | None 
         message = Message.objects.create(
             kind=MessageKind.TEST, template_id=template_id, customer_id=customer_id, to_email=to_email.strip()
         )
-        transaction.on_commit(lambda: _send_later([message.pk]))
+        transaction.on_commit(lambda: send_later([message.pk]))
     return message
 
 
@@ -119,7 +119,7 @@ def dispatch_after_commit() -> None:
     dispatch_due_messages()
 
 
-def _send_later(message_ids: list[int]) -> None:
+def send_later(message_ids: list[int]) -> None:
     from campaigns.tasks import send_messages_task
 
     send_messages_task.delay(message_ids)
@@ -134,7 +134,7 @@ def dispatch_due_messages(now: datetime | None = None) -> int:
     ids = list(Message.objects.due(now).order_by("pk").values_list("pk", flat=True)[:DISPATCH_LIMIT])
     size = settings.SEND_BATCH_SIZE
     for start in range(0, len(ids), size):
-        _send_later(ids[start : start + size])
+        send_later(ids[start : start + size])
     return len(ids)
 
 
@@ -242,7 +242,11 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     report.claimed = len(owned)
     if not owned:
         return report
-    messages = list(Message.objects.filter(pk__in=owned).select_related("template", "broadcast").order_by("pk"))
+    messages = list(
+        Message.objects.filter(pk__in=owned)
+        .select_related("template", "broadcast", "enrollment__campaign")
+        .order_by("pk")
+    )
     customer_ids = [message.customer_id for message in messages if message.customer_id]
     customers = {
         row["pk"]: row
@@ -304,7 +308,8 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     context = build_context(
         customer_view,
         recommendations=recommendations.get(message.customer_id, []),
-        campaign_name=message.broadcast.name if message.broadcast_id else "Test send",
+        campaign_name=_campaign_name(message),
+        trigger=message.enrollment.trigger_data if message.enrollment_id else None,
         unsubscribe_url=unsubscribe,
     )
     try:
@@ -331,6 +336,14 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
         reply_to=template.reply_to,
         message_id=message.message_id,
     )
+
+
+def _campaign_name(message: Message) -> str:
+    if message.enrollment_id:
+        return message.enrollment.campaign.name
+    if message.broadcast_id:
+        return message.broadcast.name
+    return "Test send"
 
 
 def _test_customer(address: str) -> dict:

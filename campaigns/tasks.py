@@ -6,6 +6,7 @@ from celery import shared_task
 
 from campaigns.content import generate_content
 from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, queue_broadcast, send_messages
+from campaigns.engine import advance, enroll_for_events, tick
 from marketing.models import Segment
 
 logger = logging.getLogger("kairos")
@@ -56,3 +57,24 @@ def queue_broadcast_task(broadcast_id: int) -> None:
     """Write the broadcast's messages and hand them to workers."""
     count = queue_broadcast(broadcast_id)
     logger.info("broadcast %s: %d messages queued", broadcast_id, count)
+
+
+# --- Campaign engine -------------------------------------------------------------------------
+
+
+@shared_task(name="campaigns.engine_tick")
+def engine_tick_task() -> None:
+    """Poll triggers and hand due enrollments to workers (beat, every ENGINE_TICK_S)."""
+    tick()
+
+
+@shared_task(name="campaigns.advance_enrollments")
+def advance_enrollments_task(enrollment_ids: list[int]) -> None:
+    """Advance enrollments as far as each can go now; rows another worker holds or already moved are skipped."""
+    advance(enrollment_ids)
+
+
+@shared_task(name="campaigns.enroll_for_events")
+def enroll_for_events_task(event_ids: list[int]) -> None:
+    """Start customers whose just-stored events match an active campaign's trigger."""
+    enroll_for_events(event_ids)

@@ -1,11 +1,12 @@
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.http import HttpRequest
+from django.utils import timezone
 
-from marketing.models import Customer, Event, Order, OrderLine, Product, Suppression
+from marketing.models import ApiKey, Customer, Event, Order, OrderLine, Product, Suppression
 from marketing.suppression import email_hash
 
 
@@ -154,4 +155,50 @@ class SuppressionAdmin(admin.ModelAdmin):
         if "@" in search_term:
             return queryset.filter(email_hash=email_hash(search_term)), False
         return super().get_search_results(request, queryset, search_term)
+class RevokedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [("no", "Active"), ("yes", "Revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys for the events API: the full key is shown once, on creation; only its hash is stored."""
+
+    list_display = ["prefix", "name", "created_at", "last_used_at", "revoked"]
+    list_filter = [RevokedFilter, "created_at"]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    @admin.display(description="revoked", boolean=True, ordering="revoked_at")
+    def revoked(self, api_key: ApiKey) -> bool:
+        return api_key.is_revoked
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        raw_key = None if change else obj.assign_new_key()
+        super().save_model(request, obj, form, change)
+        if raw_key:
+            self.message_user(
+                request,
+                f"The new API key is {raw_key} — copy it now: it is stored only as a hash and will not be shown again.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} API key{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+
+
 from marketing.segments import admin as segment_admin  # noqa: E402,F401

@@ -4,6 +4,10 @@ Columns that importers write with raw SQL carry `db_default`s, so a row inserted
 gets the same defaults as one saved through it.
 """
 
+import hashlib
+import hmac
+import re
+import secrets
 from datetime import timedelta
 
 from django.db import models
@@ -180,6 +184,88 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} by {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+API_KEY_SCHEME = "kairos"
+API_KEY_PREFIX_CHARS = 8  # hex characters after the scheme: shown in the admin, indexed for lookup
+API_KEY_SECRET_BYTES = 32  # 256 bits of entropy, so one unsalted SHA-256 is a safe way to store it
+_API_KEY = re.compile(rf"({API_KEY_SCHEME}_[0-9a-f]{{{API_KEY_PREFIX_CHARS}}})_[A-Za-z0-9_-]{{43}}")  # token_urlsafe(32)
+
+
+def hash_api_key(raw_key: str) -> str:
+    """Return the hex SHA-256 of a raw API key, the only form in which keys are stored."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_prefix(raw_key: str) -> str:
+    """Return the visible prefix of a raw key (`kairos_1a2b3c4d`), or "" when it is not shaped like one."""
+    match = _API_KEY.fullmatch(raw_key)
+    return match[1] if match else ""
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self) -> "ApiKeyQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A key for the events API: only its prefix and SHA-256 are kept, so it is shown once, at creation."""
+
+    name = models.CharField(max_length=120, help_text="Who uses it, e.g. \"shop backend (production)\".")
+    prefix = models.CharField(max_length=32, editable=False, help_text="The key's visible start, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        constraints = [
+            models.UniqueConstraint(fields=["prefix"], name="api_key_prefix_unique"),
+            models.UniqueConstraint(fields=["key_hash"], name="api_key_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def assign_new_key(self) -> str:
+        """Give this unsaved key a fresh secret and return the raw key; only its hash is kept."""
+        while True:
+            prefix = f"{API_KEY_SCHEME}_{secrets.token_hex(API_KEY_PREFIX_CHARS // 2)}"
+            if not ApiKey.objects.filter(prefix=prefix).exists():
+                break
+        raw_key = f"{prefix}_{secrets.token_urlsafe(API_KEY_SECRET_BYTES)}"
+        self.prefix = prefix
+        self.key_hash = hash_api_key(raw_key)
+        return raw_key
+
+    @classmethod
+    def issue(cls, name: str) -> tuple["ApiKey", str]:
+        """Create a key and return it with the raw key, which cannot be read back later."""
+        api_key = cls(name=name)
+        raw_key = api_key.assign_new_key()
+        api_key.save()
+        return api_key, raw_key
+
+    @classmethod
+    def find(cls, raw_key: str) -> "ApiKey | None":
+        """Return the key (revoked or not) whose hash matches, comparing hashes in constant time."""
+        prefix = api_key_prefix(raw_key)
+        if not prefix:
+            return None
+        # The prefix is not secret, so looking it up leaks nothing; the secret part is only ever
+        # compared through its hash, in constant time.
+        candidate = cls.objects.filter(prefix=prefix).first()
+        if candidate is None or not hmac.compare_digest(candidate.key_hash, hash_api_key(raw_key)):
+            return None
+        return candidate
 
 
 class SuppressionReason(models.TextChoices):

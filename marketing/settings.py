@@ -234,6 +234,22 @@ SEND_STALL_S = env_int("SEND_STALL_S", 900)
 # ESP webhooks (bounces, complaints) arrive through django-anymail with this basic-auth secret.
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
 
+# Campaign engine: how often beat advances due enrollments, and how many per batch.
+ENGINE_TICK_S = env_int("ENGINE_TICK_S", 5)
+ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 200)
+# An enrollment handed to a worker and not released this long after is handed over again.
+ENGINE_STALL_S = env_int("ENGINE_STALL_S", 120)
+# Respecting people: across all campaigns, at most this many marketing messages per customer per window.
+FREQUENCY_CAP_MESSAGES = env_int("FREQUENCY_CAP_MESSAGES", 3)
+FREQUENCY_CAP_WINDOW_HOURS = env_int("FREQUENCY_CAP_WINDOW_HOURS", 24)
+# No marketing message leaves between these local hours in the customer's own time zone.
+QUIET_HOURS_START_HOUR = env_int("QUIET_HOURS_START_HOUR", 21)
+QUIET_HOURS_END_HOUR = env_int("QUIET_HOURS_END_HOUR", 8)
+# Webhook steps sign their bodies with this key (HMAC-SHA256, header X-Kairos-Signature).
+WEBHOOK_SIGNING_KEY = env_str("WEBHOOK_SIGNING_KEY") or f"kairos.webhooks:{SECRET_KEY}"
+WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
+
 # Celery: without a broker, tasks run in-process, in the caller, so one machine needs no Redis.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
@@ -261,6 +277,9 @@ CELERY_TASK_ROUTES = {
     "campaigns.mark_stalled_messages": {"queue": Queue.EMAIL.value},
     "campaigns.queue_broadcast": {"queue": Queue.EMAIL.value},
     "campaigns.generate_content": {"queue": Queue.DEFAULT.value},
+    "campaigns.engine_tick": {"queue": Queue.ENGINE.value},
+    "campaigns.advance_enrollments": {"queue": Queue.ENGINE.value},
+    "campaigns.enroll_for_events": {"queue": Queue.ENGINE.value},
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
@@ -271,6 +290,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "marketing.refresh_due_segments",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "engine-tick": {
+        "task": "campaigns.engine_tick",
+        "schedule": float(ENGINE_TICK_S),
+        "options": {"expires": max(ENGINE_TICK_S - 1, 1)},
     },
     "dispatch-due-messages": {
         "task": "campaigns.dispatch_due_messages",
@@ -335,3 +359,7 @@ LOGGING = {
 
 # Imports: rows validated and written per batch, so memory stays flat whatever the file size.
 IMPORT_BATCH_ROWS = env_int("IMPORT_BATCH_ROWS", 20_000)
+
+# Events API: bodies above this are refused (413) before they are read. 1,000 events of a few
+# hundred bytes each take well under 1 MiB; the margin leaves room for rich properties.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4 * 1024 * 1024)

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from marketing import api
+
 admin.site.site_header = "Kairos"
 admin.site.site_title = "Kairos"
 admin.site.index_title = "Marketing automation"
@@ -9,6 +11,9 @@ admin.site.index_title = "Marketing automation"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # The shops' API: an API key in a header, no cookies, so no CSRF token (see marketing/api.py).
+    path("api/v1/events", api.ingest_events, name="api-events"),
+    path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("", include("campaigns.urls")),
     # ESP webhooks (bounces, complaints), verified by django-anymail: /anymail/<esp>/tracking/
     path("anymail/", include("anymail.urls")),

@@ -1,17 +1,14 @@
-"""Campaign content and its delivery: e-mail templates and their versions, broadcasts, messages, SEO and social content.
+"""Content: e-mail templates, their per-locale variants and immutable versions, and generated SEO and social pieces.
 
 A template is edited per locale (`TemplateVariant`); every change to a variant's subject, HTML or
 text is frozen as a new `TemplateVersion`, which holds the compiled sources that every recipient
-renders (layouts resolved, CSS inlined once). A `Message` is the outbox row of one e-mail to one
-person: it exists before anything is sent, and its unique key decides whether a send happened.
+renders (layouts resolved, CSS inlined once).
 """
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Now
 
-from marketing.models import Customer, Product, Segment
+from marketing.models import Product, Segment
 
 
 class EmailTemplate(models.Model):
@@ -93,117 +90,6 @@ class TemplateVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} [{self.locale or 'default'}] v{self.number}"
-
-
-class BroadcastStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    QUEUED = "queued", "Queued"
-    DONE = "done", "Done"
-
-
-class Broadcast(models.Model):
-    """A one-off send of a template to a segment (or to every mailable customer)."""
-
-    name = models.CharField(max_length=120)
-    template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="broadcasts")
-    segment = models.ForeignKey(
-        Segment,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="broadcasts",
-        help_text="Blank sends to every customer who may be mailed.",
-    )
-    status = models.CharField(max_length=8, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class MessageKind(models.TextChoices):
-    MARKETING = "marketing", "Marketing"
-    TEST = "test", "Test send"
-
-
-class MessageStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    SUPPRESSED = "suppressed", "Suppressed"
-    UNKNOWN = "unknown", "Unknown (interrupted while sending)"
-
-
-class MessageQuerySet(models.QuerySet):
-    def due(self, now) -> "MessageQuerySet":
-        """Queued messages whose next attempt is not in the future."""
-        return self.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=now)
-
-    def stalled(self, before) -> "MessageQuerySet":
-        """Messages claimed for sending before the given time and never finished."""
-        return self.filter(status=MessageStatus.SENDING, claimed_at__lt=before)
-
-
-class Message(models.Model):
-    """One e-mail to one person: written before it is sent, final once it was."""
-
-    kind = models.CharField(max_length=9, choices=MessageKind.choices, default=MessageKind.MARKETING)
-    broadcast = models.ForeignKey(Broadcast, on_delete=models.PROTECT, null=True, blank=True, related_name="messages")
-    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
-    template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="messages")
-    template_version = models.ForeignKey(
-        TemplateVersion,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="messages",
-        help_text="The version rendered, chosen for the customer's locale when the message was sent.",
-    )
-    to_email = models.CharField(max_length=254)
-    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(db_default=Now())
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    message_id = models.CharField(max_length=255, blank=True, default="", help_text="The Message-ID header sent.")
-    provider_id = models.CharField(
-        max_length=255, blank=True, default="", help_text="The ESP's id for the message, if any."
-    )
-    subject = models.CharField(max_length=255, blank=True, default="")
-    links = models.JSONField(
-        default=list, blank=True, help_text="Links recorded at render time; clicks redirect only here."
-    )
-    opened_at = models.DateTimeField(
-        null=True, blank=True, help_text="First open by a person (machine opens excluded)."
-    )
-    open_count = models.PositiveIntegerField(default=0)
-    machine_open_count = models.PositiveIntegerField(default=0)
-    clicked_at = models.DateTimeField(null=True, blank=True)
-    click_count = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = MessageQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["broadcast", "customer"],
-                condition=Q(broadcast__isnull=False),
-                name="message_unique_broadcast_customer",
-            )
-        ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="message_status_due")]
-
-    def __str__(self) -> str:
-        return f"Message {self.pk} to {self.to_email} ({self.status})"
 
 
 class Channel(models.TextChoices):

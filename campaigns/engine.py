@@ -1,0 +1,409 @@
+"""The workflow engine: enroll customers, and advance each enrollment as far as it can go now.
+
+Each enrollment is a row with its current step, state and `next_run_at`. A beat tick every few
+seconds asks polled triggers for new customers, then claims due enrollments in bounded batches
+(`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock serialises the rest) and
+hands them to workers after commit. A worker advances each enrollment in its own transaction,
+under its row lock, so a duplicate task or a concurrent tick finds the row locked or already
+moved on. A message is decided by its unique (enrollment, step) row, never by the broker.
+Enrollments handed over and never released (their task was lost with the broker, or the worker
+died) are handed over again after ENGINE_STALL_S.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from campaigns.context import CUSTOMER_FIELDS
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentState,
+    Message,
+    MessageKind,
+    Reentry,
+    StepVisit,
+)
+from campaigns.steps import StepContext, StepError, StepResult, steps
+from campaigns.triggers import Candidate, StoredEvent, TriggerError, triggers
+from marketing.models import Customer, Event, SegmentMembership
+from marketing.segments.refresh import members_of
+
+logger = logging.getLogger("kairos")
+
+# Steps one enrollment may take in one go; a campaign whose branches loop without a wait stops here.
+MAX_STEPS_PER_ADVANCE = 50
+
+
+class CampaignError(ValueError):
+    """A campaign that cannot run: `field` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- Definitions ------------------------------------------------------------------------------
+
+
+def check_campaign(campaign: Campaign) -> None:
+    """Validate the trigger and every step's config, writing back the cleaned configs; raise CampaignError."""
+    try:
+        campaign.trigger_config = triggers.get(campaign.trigger_type).clean(campaign.trigger_config or {})
+    except TriggerError as error:
+        raise CampaignError(
+            f"trigger_config.{error.field}" if error.field != "trigger_type" else "trigger_type", error.message
+        ) from None
+    if not 0 <= campaign.holdout_percent <= 50:
+        raise CampaignError("holdout_percent", "must be between 0 and 50")
+    campaign_steps = list(campaign.steps.order_by("position"))
+    if not campaign_steps:
+        raise CampaignError("steps", "a campaign needs at least one step")
+    keys = {step.key for step in campaign_steps}
+    for step in campaign_steps:
+        try:
+            step.config = steps.get(step.type).clean(step.config or {}, keys)
+        except StepError as error:
+            raise CampaignError(f"step {step.key}: {error.field}", error.message) from None
+        step.save(update_fields=["config"])
+
+
+def launch(campaign: Campaign, now: datetime | None = None) -> Campaign:
+    """Check the campaign and make it active; polled triggers look only at what happens from now on."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        check_campaign(campaign)
+        campaign.status = CampaignStatus.ACTIVE
+        campaign.launched_at = campaign.launched_at or now
+        campaign.trigger_checked_at = None if triggers.get(campaign.trigger_type).looks_back else now
+        campaign.save()
+    return campaign
+
+
+# --- Enrolling --------------------------------------------------------------------------------
+
+
+def _is_holdout(campaign: Campaign, customer_id: int) -> bool:
+    if not campaign.holdout_percent:
+        return False
+    digest = hashlib.sha256(f"holdout:{campaign.pk}:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8]) % 100 < campaign.holdout_percent
+
+
+def _allowed(campaign: Campaign, customer_ids: list[int], now: datetime) -> list[int]:
+    """Apply the audience and the re-entry policy."""
+    if campaign.audience_id:
+        members = set(members_of(campaign.audience).filter(pk__in=customer_ids).values_list("pk", flat=True))
+        customer_ids = [customer_id for customer_id in customer_ids if customer_id in members]
+    past = Enrollment.objects.filter(campaign=campaign, customer_id__in=customer_ids)
+    if campaign.reentry == Reentry.ONCE:
+        blocked = set(past.values_list("customer_id", flat=True))
+    elif campaign.reentry == Reentry.COOLDOWN:
+        cutoff = now - timedelta(days=campaign.reentry_cooldown_days)
+        blocked = set(past.filter(entered_at__gt=cutoff).values_list("customer_id", flat=True))
+    else:
+        blocked = set(past.filter(state=EnrollmentState.ACTIVE).values_list("customer_id", flat=True))
+    seen: set[int] = set()
+    allowed = []
+    for customer_id in customer_ids:
+        if customer_id not in blocked and customer_id not in seen:
+            seen.add(customer_id)
+            allowed.append(customer_id)
+    return allowed
+
+
+def enroll(campaign: Campaign, candidates: list[Candidate], now: datetime | None = None) -> list[int]:
+    """Start customers on an active campaign; return the new live enrollments' ids, handed to workers after commit."""
+    now = now or timezone.now()
+    if campaign.status != CampaignStatus.ACTIVE or not candidates:
+        return []
+    data = {candidate.customer_id: candidate.data for candidate in candidates}
+    first = campaign.steps.order_by("position").first()
+    live: list[int] = []
+    with transaction.atomic():
+        for customer_id in _allowed(campaign, list(data), now):
+            holdout = _is_holdout(campaign, customer_id)
+            try:
+                with transaction.atomic():
+                    enrollment = Enrollment.objects.create(
+                        campaign=campaign,
+                        customer_id=customer_id,
+                        step=None if holdout else first,
+                        state=EnrollmentState.HOLDOUT if holdout else EnrollmentState.ACTIVE,
+                        next_run_at=now,
+                        entered_at=now,
+                        step_started_at=now,
+                        finished_at=now if holdout else None,
+                        trigger_data=data[customer_id],
+                    )
+            except IntegrityError:
+                continue  # a live enrollment appeared meanwhile: the unique row decided
+            if not holdout:
+                live.append(enrollment.pk)
+        if live:
+            transaction.on_commit(lambda: _advance_later(live))
+    return live
+
+
+def _advance_later(enrollment_ids: list[int]) -> None:
+    from campaigns.tasks import advance_enrollments_task
+
+    size = settings.ENGINE_BATCH_SIZE
+    for start in range(0, len(enrollment_ids), size):
+        advance_enrollments_task.delay(enrollment_ids[start : start + size])
+
+
+def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
+    """Enroll the customers whose just-stored events match an active campaign's event trigger. Return how many."""
+    campaigns = [
+        campaign
+        for campaign in Campaign.objects.active().select_related("audience")
+        if not triggers.get(campaign.trigger_type).polled
+    ]
+    if not campaigns or not event_ids:
+        return 0
+    events = [
+        StoredEvent(row["pk"], row["customer_id"], row["name"], row["occurred_at"], row["properties"] or {})
+        for row in Event.objects.filter(pk__in=event_ids).values(
+            "pk", "customer_id", "name", "occurred_at", "properties"
+        )
+    ]
+    enrolled = 0
+    for campaign in campaigns:
+        trigger = triggers.get(campaign.trigger_type)
+        matched = [
+            Candidate(event.customer_id, {"event": event.name, "event_id": event.id, "properties": event.properties})
+            for event in events
+            if trigger.matches_event(campaign.trigger_config, event)
+        ]
+        enrolled += len(enroll(campaign, matched, now))
+    return enrolled
+
+
+def hand_events_to_engine(event_ids: list[int]) -> None:
+    """Listen for newly stored events (registered with marketing at start): match triggers in a worker."""
+    from campaigns.tasks import enroll_for_events_task
+
+    enroll_for_events_task.delay(event_ids)
+
+
+def enroll_by_hand(campaign: Campaign, customer_ids: list[int], now: datetime | None = None) -> int:
+    """Enroll chosen customers on an active campaign (the admin's "enroll" action). Return how many."""
+    return len(enroll(campaign, [Candidate(customer_id, {"manual": True}) for customer_id in customer_ids], now))
+
+
+def poll_triggers(now: datetime | None = None) -> int:
+    """Ask every active campaign's polled trigger for what happened since its last check. Return how many enrolled."""
+    now = now or timezone.now()
+    enrolled = 0
+    for campaign in Campaign.objects.active():
+        trigger = triggers.get(campaign.trigger_type)
+        if not trigger.polled:
+            continue
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign.pk).first()
+            if locked is None:
+                continue  # another tick is polling it
+            candidates = list(trigger.candidates(locked.trigger_config, locked.trigger_checked_at, now))
+            enrolled += len(enroll(locked, candidates, now))
+            locked.trigger_checked_at = now
+            locked.save(update_fields=["trigger_checked_at"])
+    return enrolled
+
+
+# --- Advancing --------------------------------------------------------------------------------
+
+
+@dataclass
+class AdvanceReport:
+    advanced: int = 0
+    visits: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+def dispatch_due(now: datetime | None = None) -> int:
+    """Claim due enrollments in bounded batches and hand them to workers after commit. Return how many."""
+    now = now or timezone.now()
+    recover_stalled(now)
+    handed = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Enrollment.objects.due(now)
+                .order_by("next_run_at", "pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[: settings.ENGINE_BATCH_SIZE]
+            )
+            if not ids:
+                return handed
+            Enrollment.objects.filter(pk__in=ids).update(claimed_at=now)
+            transaction.on_commit(lambda ids=ids: _advance_later(ids))
+        handed += len(ids)
+        if len(ids) < settings.ENGINE_BATCH_SIZE:
+            return handed
+
+
+def recover_stalled(now: datetime) -> int:
+    """Release enrollments handed over longer than ENGINE_STALL_S ago: the next tick hands them over again."""
+    return Enrollment.objects.stalled(now - timedelta(seconds=settings.ENGINE_STALL_S)).update(claimed_at=None)
+
+
+def tick(now: datetime | None = None) -> int:
+    """The beat tick: poll triggers, then hand due enrollments to workers. Return how many were handed over."""
+    now = now or timezone.now()
+    poll_triggers(now)
+    return dispatch_due(now)
+
+
+def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None) -> AdvanceReport:
+    """Advance each enrollment as far as it can go now, each in its own transaction under its row lock."""
+    now = now or timezone.now()
+    effects = effects or LiveEffects()
+    report = AdvanceReport()
+    for enrollment_id in enrollment_ids:
+        with transaction.atomic():
+            enrollment = (
+                Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("campaign", "step")
+                .filter(pk=enrollment_id, state=EnrollmentState.ACTIVE, next_run_at__lte=now)
+                .first()
+            )
+            if enrollment is None:
+                continue  # finished, waiting, or another worker holds it
+            report.advanced += 1
+            report.visits += run_enrollment(enrollment, now, effects, report.outcomes)
+    return report
+
+
+def customer_view(customer_id: int) -> dict[str, Any]:
+    row = Customer.objects.filter(pk=customer_id).values("pk", *CUSTOMER_FIELDS).first()
+    return row or {"pk": customer_id}
+
+
+def run_enrollment(enrollment: Enrollment, now: datetime, effects, outcomes: list[str] | None = None) -> int:
+    """Run steps for one enrollment until it waits, exits or ends; save it. Return the steps visited."""
+    campaign = enrollment.campaign
+    ordered = list(campaign.steps.order_by("position"))
+    by_key = {step.key: step for step in ordered}
+    after = {step.pk: ordered[index + 1] if index + 1 < len(ordered) else None for index, step in enumerate(ordered)}
+    customer = customer_view(enrollment.customer_id)
+    visited = 0
+    step = enrollment.step
+    while True:
+        if step is None:
+            _finish(enrollment, EnrollmentState.COMPLETED, now, "reached the end")
+            break
+        if campaign.status != CampaignStatus.ACTIVE:
+            enrollment.note = f"campaign is {campaign.status}; waits for it to be active again"
+            enrollment.next_run_at = now + timedelta(seconds=settings.ENGINE_TICK_S * 12)
+            break
+        if visited >= MAX_STEPS_PER_ADVANCE:
+            _finish(
+                enrollment,
+                EnrollmentState.FAILED,
+                now,
+                f"ran {MAX_STEPS_PER_ADVANCE} steps without waiting: the branches loop",
+            )
+            break
+        result: StepResult = steps.get(step.type).run(StepContext(campaign, step, enrollment, customer, now, effects))
+        StepVisit.objects.create(enrollment=enrollment, step=step, at=now, outcome=result.outcome[:200])
+        visited += 1
+        if outcomes is not None:
+            outcomes.append(f"{step.key}: {result.outcome}")
+        if result.wait_until is not None:
+            enrollment.step = step
+            enrollment.next_run_at = result.wait_until
+            break
+        if result.exit:
+            _finish(enrollment, EnrollmentState.EXITED, now, result.outcome)
+            break
+        step = by_key[result.next_key] if result.next_key else after[step.pk]
+        enrollment.step, enrollment.step_started_at, enrollment.step_attempts = step, now, 0
+    enrollment.claimed_at = None
+    enrollment.save()
+    return visited
+
+
+def _finish(enrollment: Enrollment, state: str, now: datetime, note: str) -> None:
+    enrollment.state, enrollment.finished_at, enrollment.note = state, now, note[:500]
+    enrollment.step = None
+
+
+# --- What steps do for real -------------------------------------------------------------------
+
+
+class LiveEffects:
+    """Steps' effects on the world: messages queued for delivery, webhooks called, customers updated."""
+
+    def send_email(self, context: StepContext, template_id: int) -> str:
+        from campaigns.delivery import send_later
+
+        customer = context.customer
+        if not customer.get("email"):
+            return "not sent: the customer has no address"
+        message, created = Message.objects.get_or_create(
+            enrollment=context.enrollment,
+            step=context.step,
+            defaults={
+                "kind": MessageKind.MARKETING,
+                "customer_id": customer["pk"],
+                "template_id": template_id,
+                "to_email": customer["email"],
+                "next_attempt_at": context.now,
+                "created_at": context.now,
+            },
+        )
+        if not created:
+            return f"message {message.pk} was already decided ({message.status})"
+        transaction.on_commit(lambda: send_later([message.pk]))
+        return f"queued message {message.pk}"
+
+    def call_webhook(self, context: StepContext, url: str, body: dict) -> tuple[bool, str]:
+        payload = json.dumps(body, sort_keys=True, default=str).encode()
+        signature = hmac.new(settings.WEBHOOK_SIGNING_KEY.encode(), payload, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(
+            url,
+            data=payload,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Kairos-Signature": f"sha256={signature}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_S) as response:  # noqa: S310 - https only, checked at save
+                return 200 <= response.status < 300, f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            return False, f"HTTP {error.code}"
+        except (urllib.error.URLError, TimeoutError, OSError) as error:
+            return False, str(getattr(error, "reason", error))
+
+    def update_customer(self, context: StepContext, field_name: str, value: Any) -> None:
+        customer = Customer.objects.select_for_update().get(pk=context.customer["pk"])
+        if field_name.startswith("attributes."):
+            key = field_name.removeprefix("attributes.")
+            if value is None:
+                customer.attributes.pop(key, None)
+            else:
+                customer.attributes[key] = value
+            customer.save(update_fields=["attributes", "updated_at"])
+        else:
+            setattr(customer, field_name, value)
+            customer.save(update_fields=[field_name, "updated_at"])
+
+    def change_membership(self, context: StepContext, segment_id: int, *, add: bool) -> None:
+        if add:
+            SegmentMembership.objects.get_or_create(
+                segment_id=segment_id, customer_id=context.customer["pk"], defaults={"entered_at": context.now}
+            )
+        else:
+            SegmentMembership.objects.filter(segment_id=segment_id, customer_id=context.customer["pk"]).delete()

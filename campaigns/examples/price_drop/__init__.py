@@ -1,0 +1,1 @@
+"""The price-drop example: a polled trigger (`triggers.py`) and a step (`steps.py`), as an app ships them."""

@@ -1,0 +1,49 @@
+"""The campaigns app's models, one module per concern."""
+
+from campaigns.models.content import (
+    Channel,
+    ContentPiece,
+    ContentStatus,
+    EmailTemplate,
+    TemplateVariant,
+    TemplateVersion,
+)
+from campaigns.models.delivery import (
+    Broadcast,
+    BroadcastStatus,
+    Message,
+    MessageKind,
+    MessageQuerySet,
+    MessageStatus,
+)
+from campaigns.models.engine import (
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentState,
+    Reentry,
+    Step,
+    StepVisit,
+)
+
+__all__ = [
+    "Broadcast",
+    "Campaign",
+    "CampaignStatus",
+    "Enrollment",
+    "EnrollmentState",
+    "Reentry",
+    "Step",
+    "StepVisit",
+    "BroadcastStatus",
+    "Channel",
+    "ContentPiece",
+    "ContentStatus",
+    "EmailTemplate",
+    "Message",
+    "MessageKind",
+    "MessageQuerySet",
+    "MessageStatus",
+    "TemplateVariant",
+    "TemplateVersion",
+]

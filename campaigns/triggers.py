@@ -1,0 +1,265 @@
+"""What starts a customer on a campaign: a registry of trigger types, each with a config checked at save.
+
+A trigger type answers one of two questions. Event triggers say whether a stored event matches
+(`matches_event`), and the engine asks them right after the events are committed. Polled
+triggers list the customers to enroll since the last check (`candidates`), and the engine's beat
+tick asks them. Other apps add trigger types in their own `triggers.py`, which the campaigns app
+discovers at start.
+"""
+
+from abc import ABC
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+from django.db.models import Q
+
+from campaigns.registry import Registry
+from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
+from ml.models import ModelVersion, Score
+
+EVENT_NAME_MAX_CHARS = 64
+
+
+class TriggerError(ValueError):
+    """A trigger's configuration is wrong; `field` names the key at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as triggers see it: plain data."""
+
+    id: int
+    customer_id: int
+    name: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    customer_id: int
+    data: dict[str, Any]
+
+
+class TriggerType(ABC):
+    """A kind of trigger. Subclasses register with `@triggers.register("key")`."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+    example: ClassVar[dict[str, Any]]
+    polled: ClassVar[bool] = False
+    # A polled trigger that looks back on its first poll (a schedule, a date) gets since=None then;
+    # the others start from the moment the campaign is launched.
+    looks_back: ClassVar[bool] = False
+
+    def clean(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Return the config validated and normalised, or raise TriggerError naming the bad key."""
+        return {}
+
+    def matches_event(self, config: dict[str, Any], event: StoredEvent) -> bool:
+        """Return whether a stored event starts a customer on the campaign (event triggers)."""
+        return False
+
+    def candidates(self, config: dict[str, Any], since: datetime | None, now: datetime) -> Iterable[Candidate]:
+        """Return the customers to enroll for what happened in (since, now] (polled triggers)."""
+        return ()
+
+
+triggers: Registry[TriggerType] = Registry("trigger", lambda message: TriggerError("trigger_type", message))
+
+
+def _text(config: dict, key: str, *, required: bool = True) -> str:
+    value = config.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise TriggerError(key, "must be non-empty text")
+    return value.strip()
+
+
+def _whole(config: dict, key: str, *, minimum: int, maximum: int, default: int | None = None) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise TriggerError(key, f"must be a whole number from {minimum} to {maximum}")
+    return value
+
+
+def _segment(config: dict) -> Segment:
+    value = config.get("segment")
+    segment = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        segment = Segment.objects.filter(pk=value).first()
+    elif isinstance(value, str) and value.strip():
+        segment = Segment.objects.filter(name=value.strip()).first()
+    if segment is None:
+        raise TriggerError("segment", f"no segment {value!r}; give its name or id")
+    return segment
+
+
+def _datetime(config: dict, key: str) -> datetime:
+    value = config.get(key)
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise TriggerError(
+            key, f"must be an ISO 8601 time with an offset, e.g. 2026-12-01T09:00:00+01:00 (got {value!r})"
+        )
+    return moment
+
+
+@triggers.register("event")
+class EventReceived(TriggerType):
+    label = "An event is received"
+    example = {"event": "cart_added", "properties": {"currency": "EUR"}}
+
+    def clean(self, config):
+        name = _text(config, "event")
+        if len(name) > EVENT_NAME_MAX_CHARS:
+            raise TriggerError("event", f"at most {EVENT_NAME_MAX_CHARS} characters")
+        properties = config.get("properties", {})
+        if not isinstance(properties, dict):
+            raise TriggerError("properties", "must be an object of property: value pairs the event must carry")
+        return {"event": name, "properties": properties}
+
+    def matches_event(self, config, event):
+        return event.name == config["event"] and all(
+            event.properties.get(key) == value for key, value in config["properties"].items()
+        )
+
+
+class _SegmentChangeTrigger(TriggerType):
+    polled = True
+    kind: ClassVar[str]
+
+    def clean(self, config):
+        return {"segment": _segment(config).pk}
+
+    def candidates(self, config, since, now):
+        changes = SegmentChange.objects.filter(segment_id=config["segment"], kind=self.kind, at__lte=now)
+        if since is not None:
+            changes = changes.filter(at__gt=since)
+        for customer_id, at in changes.order_by("at").values_list("customer_id", "at"):
+            yield Candidate(customer_id, {"segment": config["segment"], "at": at.isoformat()})
+
+
+@triggers.register("segment_entered")
+class SegmentEntered(_SegmentChangeTrigger):
+    label = "A customer enters a segment"
+    example = {"segment": "Lapsing buyers"}
+    kind = SegmentChangeKind.ENTERED
+
+
+@triggers.register("segment_left")
+class SegmentLeft(_SegmentChangeTrigger):
+    label = "A customer leaves a segment"
+    example = {"segment": "Loyal buyers"}
+    kind = SegmentChangeKind.EXITED
+
+
+@triggers.register("schedule")
+class Scheduled(TriggerType):
+    label = "At a time (one-off broadcast to the audience)"
+    example = {"at": "2026-12-01T09:00:00+01:00"}
+    polled = True
+    looks_back = True
+
+    def clean(self, config):
+        return {"at": _datetime(config, "at").isoformat()}
+
+    def candidates(self, config, since, now):
+        at = datetime.fromisoformat(config["at"])
+        if at > now or (since is not None and at <= since):
+            return
+        for customer_id in Customer.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5_000):
+            yield Candidate(customer_id, {"scheduled_at": config["at"]})
+
+
+@triggers.register("date_attribute")
+class DateAttribute(TriggerType):
+    label = "A date of the customer's (birthday, N days before or after a date)"
+    example = {"field": "birth_date", "annual": True, "offset_days": 0}
+    polled = True
+    looks_back = True
+
+    def clean(self, config):
+        field = _text(config, "field")
+        if field != "birth_date" and not field.startswith("attributes."):
+            raise TriggerError("field", "must be birth_date or attributes.<name> holding an ISO date")
+        annual = config.get("annual", field == "birth_date")
+        if not isinstance(annual, bool):
+            raise TriggerError("annual", "must be true (every year, like a birthday) or false (once)")
+        return {
+            "field": field,
+            "annual": annual,
+            "offset_days": _whole(config, "offset_days", minimum=-365, maximum=365, default=0),
+        }
+
+    def candidates(self, config, since, now):
+        # The customer's day is reached when today equals their date plus the offset; checked once a day.
+        today = now.date()
+        if since is not None and since.date() == today:
+            return
+        target = today - timedelta(days=config["offset_days"])
+        field = config["field"]
+        if field == "birth_date":
+            customers = Customer.objects.filter(birth_date__isnull=False)
+            if config["annual"]:
+                customers = customers.filter(birth_date__month=target.month, birth_date__day=target.day)
+            else:
+                customers = customers.filter(birth_date=target)
+            rows = customers.values_list("pk", "birth_date")
+        else:
+            key = field.removeprefix("attributes.")
+            rows = []
+            for pk, attributes in Customer.objects.filter(Q(attributes__has_key=key)).values_list("pk", "attributes"):
+                try:
+                    rows.append((pk, date.fromisoformat(str(attributes[key])[:10])))
+                except ValueError:
+                    continue
+        for customer_id, day in rows:
+            if day is None:
+                continue
+            if config["annual"] and field != "birth_date" and (day.month, day.day) != (target.month, target.day):
+                continue
+            if not config["annual"] and field != "birth_date" and day != target:
+                continue
+            yield Candidate(customer_id, {"field": field, "date": day.isoformat()})
+
+
+@triggers.register("score_crossed")
+class ScoreCrossed(TriggerType):
+    label = "A model score reaches a threshold"
+    example = {"task": "purchase_propensity", "at_least": 0.7}
+    polled = True
+
+    def clean(self, config):
+        task = _text(config, "task")
+        threshold = config.get("at_least")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+            raise TriggerError("at_least", "must be a probability between 0 and 1")
+        return {"task": task, "at_least": float(threshold)}
+
+    def candidates(self, config, since, now):
+        version = ModelVersion.objects.active(config["task"]).first()
+        if version is None:
+            return
+        scores = Score.objects.filter(model_version=version, probability__gte=config["at_least"], scored_at__lte=now)
+        if since is not None:
+            scores = scores.filter(scored_at__gt=since)
+        for customer_id, probability in scores.values_list("customer_id", "probability"):
+            yield Candidate(customer_id, {"task": config["task"], "probability": probability, "version": version.pk})
+
+
+@triggers.register("manual")
+class Manual(TriggerType):
+    label = "Enrolled by hand from the admin"
+    example = {}
