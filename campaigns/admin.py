@@ -21,7 +21,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from campaigns.content.export import pieces_csv, pieces_json
 from campaigns.context import CONTEXT_DOCUMENTATION
 from campaigns.delivery import queue_test_message
-from campaigns.engine import CampaignError, enroll_by_hand, launch
+from campaigns.engine import CampaignError, enroll_by_hand, set_status
 from campaigns.models import (
     Broadcast,
     BroadcastStatus,
@@ -40,6 +40,7 @@ from campaigns.models import (
 from campaigns.preview import PREVIEW_POLICY, preview_html
 from campaigns.rendering import RenderError, layout_names
 from campaigns.results import campaign_results, results_table_html
+from campaigns.schedules import sync_schedule
 from campaigns.simulation import simulate
 from campaigns.steps import StepError, steps
 from campaigns.tasks import queue_broadcast_task
@@ -454,6 +455,11 @@ class CampaignAdmin(admin.ModelAdmin):
             return "—"
         return results_table_html(campaign_results(campaign))
 
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        if form.instance.status == CampaignStatus.ACTIVE:
+            sync_schedule(form.instance)  # an active recurring campaign's new crontab reaches beat at once
+
     def _may_launch(self, request) -> bool:
         return request.user.has_perm("campaigns.launch_campaign")
 
@@ -466,11 +472,7 @@ class CampaignAdmin(admin.ModelAdmin):
         done = 0
         for campaign in queryset:
             try:
-                if status == CampaignStatus.ACTIVE:
-                    launch(campaign)
-                else:
-                    campaign.status = status
-                    campaign.save(update_fields=["status", "updated_at"])
+                set_status(campaign, status)
                 done += 1
             except CampaignError as error:
                 self.message_user(request, f"{campaign}: {error}", messages.ERROR)

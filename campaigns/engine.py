@@ -35,6 +35,7 @@ from campaigns.models import (
     Reentry,
     StepVisit,
 )
+from campaigns.schedules import sync_schedule
 from campaigns.steps import StepContext, StepError, StepResult, steps
 from campaigns.triggers import Candidate, StoredEvent, TriggerError, triggers
 from marketing.models import Customer, Event, SegmentMembership
@@ -89,7 +90,29 @@ def launch(campaign: Campaign, now: datetime | None = None) -> Campaign:
         campaign.launched_at = campaign.launched_at or now
         campaign.trigger_checked_at = None if triggers.get(campaign.trigger_type).looks_back else now
         campaign.save()
+        sync_schedule(campaign)
     return campaign
+
+
+def set_status(campaign: Campaign, status: str) -> Campaign:
+    """Pause, archive or launch a campaign; a recurring one's periodic task follows."""
+    if status == CampaignStatus.ACTIVE:
+        return launch(campaign)
+    with transaction.atomic():
+        campaign.status = status
+        campaign.save(update_fields=["status", "updated_at"])
+        sync_schedule(campaign)
+    return campaign
+
+
+def run_recurring(campaign_id: int, now: datetime | None = None) -> int:
+    """Enroll a recurring campaign's audience now (its periodic task calls this). Return how many entered."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.ACTIVE).first()
+    if campaign is None:
+        return 0
+    candidates = list(triggers.get("recurring").candidates(campaign.trigger_config, None, now))
+    return len(enroll(campaign, candidates, now))
 
 
 # --- Enrolling --------------------------------------------------------------------------------

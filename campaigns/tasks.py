@@ -6,7 +6,7 @@ from celery import shared_task
 
 from campaigns.content import generate_content
 from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, queue_broadcast, send_messages
-from campaigns.engine import advance, enroll_for_events, tick
+from campaigns.engine import advance, enroll_for_events, run_recurring, tick
 from marketing.models import Segment
 
 logger = logging.getLogger("kairos")
@@ -78,3 +78,9 @@ def advance_enrollments_task(enrollment_ids: list[int]) -> None:
 def enroll_for_events_task(event_ids: list[int]) -> None:
     """Start customers whose just-stored events match an active campaign's trigger."""
     enroll_for_events(event_ids)
+
+
+@shared_task(name="campaigns.run_recurring_campaign")
+def run_recurring_campaign_task(campaign_id: int) -> None:
+    """Enroll a recurring campaign's audience (its django-celery-beat periodic task)."""
+    run_recurring(campaign_id)

@@ -183,6 +183,39 @@ class Scheduled(TriggerType):
             yield Candidate(customer_id, {"scheduled_at": config["at"]})
 
 
+CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def parse_crontab(expression: str) -> dict[str, str]:
+    """Split a five-field cron expression ("0 9 * * 1") into its named fields, refusing one Celery cannot run."""
+    from celery.schedules import crontab
+
+    fields = expression.split()
+    if len(fields) != len(CRONTAB_FIELDS):
+        raise TriggerError("crontab", f"needs 5 fields (minute hour day-of-month month day-of-week), e.g. '0 9 * * 1'; got {expression!r}")
+    named = dict(zip(CRONTAB_FIELDS, fields, strict=True))
+    try:
+        crontab(**named)
+    except (ValueError, TypeError) as error:
+        raise TriggerError("crontab", f"{expression!r} is not a schedule: {error}") from None
+    return named
+
+
+@triggers.register("recurring")
+class Recurring(TriggerType):
+    label = "On a recurring schedule (everyone in the audience, each time)"
+    example = {"crontab": "0 9 * * 1"}
+
+    def clean(self, config):
+        expression = " ".join(_text(config, "crontab").split())
+        parse_crontab(expression)
+        return {"crontab": expression}
+
+    def candidates(self, config, since, now):
+        for customer_id in Customer.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5_000):
+            yield Candidate(customer_id, {"recurring": config["crontab"], "at": now.isoformat()})
+
+
 @triggers.register("date_attribute")
 class DateAttribute(TriggerType):
     label = "A date of the customer's (birthday, N days before or after a date)"

@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "ml.apps.MlConfig",
     "campaigns.apps.CampaignsConfig",
     "anymail",
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -280,10 +281,14 @@ CELERY_TASK_ROUTES = {
     "campaigns.engine_tick": {"queue": Queue.ENGINE.value},
     "campaigns.advance_enrollments": {"queue": Queue.ENGINE.value},
     "campaigns.enroll_for_events": {"queue": Queue.ENGINE.value},
+    "campaigns.run_recurring_campaign": {"queue": Queue.ENGINE.value},
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
 }
+# Beat keeps its schedule in the database: the entries below are written there at start, and each
+# recurring campaign adds its own, which the admin can edit (Periodic tasks).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic task is declared here, each with an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-due-segments": {

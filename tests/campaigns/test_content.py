@@ -477,8 +477,8 @@ def test_the_command_generates_both_kinds_for_a_named_segment(loyal_buyers):
     call_command("generate_content", "--segment", "Loyal buyers", "--channel", "x", stdout=out)
 
     assert out.getvalue() == (
-        "products: 3 content pieces: 3 created, 0 updated, 0 unchanged, 0 refused\n"
-        "categories: 3 content pieces: 3 created, 0 updated, 0 unchanged, 0 refused\n"
+        "products aimed at 'Loyal buyers': 3 content pieces: 3 created, 0 updated, 0 unchanged, 0 refused\n"
+        "categories aimed at 'Loyal buyers': 3 content pieces: 3 created, 0 updated, 0 unchanged, 0 refused\n"
     )
     assert ContentPiece.objects.filter(segment=loyal_buyers).count() == 6
 

@@ -40,9 +40,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no segment named {segment!r}; segments: {names}")
         kinds = [Kind.PRODUCTS] if products else [Kind.CATEGORIES] if categories else list(Kind)
         for kind in kinds:
-            self.print_report(kind, generate_content(kind, locale=locale, segment=audience, channels=channels))
+            self.print_report(kind, generate_content(kind, locale=locale, segment=audience, channels=channels), audience)
 
-    def print_report(self, kind: Kind, report: GenerationReport) -> None:
-        self.stdout.write(f"{kind}: {report.summary()}")
+    def print_report(self, kind: Kind, report: GenerationReport, audience: Segment | None) -> None:
+        aimed = f" aimed at {audience.name!r}" if audience is not None else ""
+        self.stdout.write(f"{kind}{aimed}: {report.summary()}")
         for refusal in report.refusals:
             self.stdout.write(f"  refused {refusal}")

@@ -112,6 +112,9 @@ class Command(BaseCommand):
         self.command("send_broadcast", "Picked for you (demo)", "--template", "Picked for you", "--segment", LIKELY_BUYERS, "--install-starters")
         self.engagement()
 
+        self.step("Campaign", "an abandoned-cart workflow: simulated on the shop's history, launched, fed live events by the API")
+        self.command("campaign_demo")
+
         self.step("Audience", "")
         self.line(
             f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
