@@ -473,6 +473,7 @@ class CampaignAdmin(admin.ModelAdmin):
         for campaign in queryset:
             try:
                 set_status(campaign, status)
+                self.log_change(request, campaign, f"{verb}ed (status {status})")  # the audit trail of who launched what
                 done += 1
             except CampaignError as error:
                 self.message_user(request, f"{campaign}: {error}", messages.ERROR)

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.delivery import send_messages
 from campaigns.engine import CampaignError, advance, dispatch_due, enroll_by_hand, enroll_for_events, launch, tick
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step, StepVisit
 from marketing.models import Consent, Event, Suppression, SuppressionReason
@@ -358,36 +359,33 @@ def test_a_customer_without_consent_is_enrolled_but_never_mailed(welcome_templat
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_ticks_and_duplicate_deliveries_send_each_step_once(smtp_settings, welcome_template):
+def test_concurrent_ticks_and_duplicate_deliveries_send_each_step_once(smtp_settings, welcome_template, monkeypatch):
     campaign = make_campaign("Concurrent", "manual", {}, [("send", "send_email", {"template": welcome_template.name})])
     customers = [CustomerFactory() for _ in range(30)]
-    from campaigns import engine
-
     handed: list[list[int]] = []
-    original = engine._advance_later
-    engine._advance_later = handed.append  # hold the hand-overs, then deliver each of them twice, concurrently
-    try:
-        enroll_by_hand(campaign, [customer.pk for customer in customers])
-        ids = list(Enrollment.objects.values_list("pk", flat=True))
-        barrier = threading.Barrier(6)
+    # Hold the engine's hand-overs, then deliver each twice, concurrently. Sends run in the calling
+    # thread, not through in-process Celery, whose eager mode keeps a process-wide flag no thread may race on.
+    monkeypatch.setattr("campaigns.engine._advance_later", handed.append)
+    monkeypatch.setattr("campaigns.delivery.send_later", send_messages)
+    enroll_by_hand(campaign, [customer.pk for customer in customers])
+    ids = list(Enrollment.objects.values_list("pk", flat=True))
+    barrier = threading.Barrier(6)
 
-        def worker(action) -> None:
-            barrier.wait()
-            try:
-                action()
-            finally:
-                connection.close()
+    def worker(action) -> None:
+        barrier.wait()
+        try:
+            action()
+        finally:
+            connection.close()
 
-        actions = [tick] * 4 + [lambda: advance(ids), lambda: advance(ids)]
-        threads = [threading.Thread(target=worker, args=(action,)) for action in actions]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for batch in handed + handed:
-            advance(batch)
-    finally:
-        engine._advance_later = original
+    actions = [tick] * 4 + [lambda: advance(ids), lambda: advance(ids)]
+    threads = [threading.Thread(target=worker, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for batch in handed + handed:
+        advance(batch)
 
     assert received(smtp_settings) == Counter({customer.email: 1 for customer in customers})
     assert Message.objects.count() == 30
