@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/import_orders.py --rows $${ROWS:-100000}
 	$(PY) bench/segments.py --customers $${CUSTOMERS:-100000}
 	$(PY) bench/send.py --messages $${MESSAGES:-20000} --workers $${WORKERS:-2}
+	$(PY) bench/trigger_latency.py --events $${EVENTS:-1000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 outbox

@@ -147,8 +147,11 @@ def _allowed(campaign: Campaign, customer_ids: list[int], now: datetime) -> list
     return allowed
 
 
-def enroll(campaign: Campaign, candidates: list[Candidate], now: datetime | None = None) -> list[int]:
-    """Start customers on an active campaign; return the new live enrollments' ids, handed to workers after commit."""
+def enroll(campaign: Campaign, candidates: list[Candidate], now: datetime | None = None, *, hand_over: bool = True) -> list[int]:
+    """Start customers on an active campaign; return the new live enrollments' ids.
+
+    They are handed to workers after commit, unless `hand_over` is false: then the caller advances them itself.
+    """
     now = now or timezone.now()
     if campaign.status != CampaignStatus.ACTIVE or not candidates:
         return []
@@ -175,7 +178,7 @@ def enroll(campaign: Campaign, candidates: list[Candidate], now: datetime | None
                 continue  # a live enrollment appeared meanwhile: the unique row decided
             if not holdout:
                 live.append(enrollment.pk)
-        if live:
+        if live and hand_over:
             transaction.on_commit(lambda: _advance_later(live))
     return live
 
@@ -211,7 +214,10 @@ def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
             for event in events
             if trigger.matches_event(campaign.trigger_config, event)
         ]
-        enrolled += len(enroll(campaign, matched, now))
+        live = enroll(campaign, matched, now, hand_over=False)
+        # Events are the latency-sensitive path: the first steps run here, not one more task away.
+        advance(live, now)
+        enrolled += len(live)
     return enrolled
 
 
@@ -295,6 +301,8 @@ def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None
     now = now or timezone.now()
     effects = effects or LiveEffects()
     report = AdvanceReport()
+    if not enrollment_ids:
+        return report
     for enrollment_id in enrollment_ids:
         with transaction.atomic():
             enrollment = (
@@ -307,6 +315,8 @@ def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None
                 continue  # finished, waiting, or another worker holds it
             report.advanced += 1
             report.visits += run_enrollment(enrollment, now, effects, report.outcomes)
+    if isinstance(effects, LiveEffects):
+        effects.hand_over()
     return report
 
 
@@ -370,9 +380,22 @@ def _finish(enrollment: Enrollment, state: str, now: datetime, note: str) -> Non
 class LiveEffects:
     """Steps' effects on the world: messages queued for delivery, webhooks called, customers updated."""
 
-    def send_email(self, context: StepContext, template_id: int) -> str:
+    def __init__(self) -> None:
+        self.queued: list[int] = []
+
+    def hand_over(self) -> None:
+        """Hand the messages queued by this run to the e-mail workers in batches, after commit.
+
+        If this process dies first, the rows are queued in the database and the next dispatch tick finds them.
+        """
         from campaigns.delivery import send_later
 
+        queued, self.queued = self.queued, []
+        size = settings.SEND_BATCH_SIZE
+        for start in range(0, len(queued), size):
+            transaction.on_commit(lambda batch=queued[start : start + size]: send_later(batch))
+
+    def send_email(self, context: StepContext, template_id: int) -> str:
         customer = context.customer
         if not customer.get("email"):
             return "not sent: the customer has no address"
@@ -390,7 +413,7 @@ class LiveEffects:
         )
         if not created:
             return f"message {message.pk} was already decided ({message.status})"
-        transaction.on_commit(lambda: send_later([message.pk]))
+        self.queued.append(message.pk)
         return f"queued message {message.pk}"
 
     def call_webhook(self, context: StepContext, url: str, body: dict) -> tuple[bool, str]:

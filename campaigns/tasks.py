@@ -33,26 +33,26 @@ def generate_content_task(
 # --- Delivery --------------------------------------------------------------------------------
 
 
-@shared_task(name="campaigns.send_messages")
+@shared_task(name="campaigns.send_messages", ignore_result=True)
 def send_messages_task(message_ids: list[int]) -> None:
     """Send a batch of queued messages over one connection; rows another worker claimed are skipped."""
     report = send_messages(message_ids)
     logger.info("send batch: %s", report.summary())
 
 
-@shared_task(name="campaigns.dispatch_due_messages")
+@shared_task(name="campaigns.dispatch_due_messages", ignore_result=True)
 def dispatch_due_messages_task() -> None:
     """Hand due messages (new ones and retries whose back-off has passed) to workers (beat, every 10 s)."""
     dispatch_due_messages()
 
 
-@shared_task(name="campaigns.mark_stalled_messages")
+@shared_task(name="campaigns.mark_stalled_messages", ignore_result=True)
 def mark_stalled_messages_task() -> None:
     """Report messages a dead worker left in `sending` as unknown (beat, every minute)."""
     mark_stalled_messages()
 
 
-@shared_task(name="campaigns.queue_broadcast")
+@shared_task(name="campaigns.queue_broadcast", ignore_result=True)
 def queue_broadcast_task(broadcast_id: int) -> None:
     """Write the broadcast's messages and hand them to workers."""
     count = queue_broadcast(broadcast_id)
@@ -62,25 +62,25 @@ def queue_broadcast_task(broadcast_id: int) -> None:
 # --- Campaign engine -------------------------------------------------------------------------
 
 
-@shared_task(name="campaigns.engine_tick")
+@shared_task(name="campaigns.engine_tick", ignore_result=True)
 def engine_tick_task() -> None:
     """Poll triggers and hand due enrollments to workers (beat, every ENGINE_TICK_S)."""
     tick()
 
 
-@shared_task(name="campaigns.advance_enrollments")
+@shared_task(name="campaigns.advance_enrollments", ignore_result=True)
 def advance_enrollments_task(enrollment_ids: list[int]) -> None:
     """Advance enrollments as far as each can go now; rows another worker holds or already moved are skipped."""
     advance(enrollment_ids)
 
 
-@shared_task(name="campaigns.enroll_for_events")
+@shared_task(name="campaigns.enroll_for_events", ignore_result=True)
 def enroll_for_events_task(event_ids: list[int]) -> None:
     """Start customers whose just-stored events match an active campaign's trigger."""
     enroll_for_events(event_ids)
 
 
-@shared_task(name="campaigns.run_recurring_campaign")
+@shared_task(name="campaigns.run_recurring_campaign", ignore_result=True)
 def run_recurring_campaign_task(campaign_id: int) -> None:
     """Enroll a recurring campaign's audience (its django-celery-beat periodic task)."""
     run_recurring(campaign_id)
