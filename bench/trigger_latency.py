@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.workers import start_worker  # noqa: E402 - needs the project root on the path
+from bench.workers import start_worker, tree_cpu_s  # noqa: E402 - needs the project root on the path
 
 BENCH_DATABASE = "kairos_bench_latency"
 BROKER_DB = 11
@@ -157,22 +157,6 @@ def stop(process: subprocess.Popen) -> None:
 
 
 # --- CPU ---------------------------------------------------------------------------------------
-
-
-def tree_cpu_s(pid: int) -> float:
-    """Return the CPU seconds a process and its living descendants have used (Linux /proc)."""
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-        pending.extend(int(child) for child in children)
-    return total
 
 
 def matching_cpu_s(words: str) -> float:

@@ -1,5 +1,6 @@
-"""Celery workers for the benchmarks: real prefork processes on the bench's broker."""
+"""Processes for the benchmarks: real Celery prefork workers on the bench's broker, and what CPU they used."""
 
+import os
 import subprocess
 import sys
 import time
@@ -24,3 +25,19 @@ def start_worker(env: dict[str, str], concurrency: int, log_path: Path, queue: s
             raise SystemExit(f"the Celery worker did not start:\n{log_path.read_text()}")
         time.sleep(0.2)
     return worker
+
+
+def tree_cpu_s(pid: int) -> float:
+    """Return the CPU seconds a process and its living descendants have used (Linux /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        pending.extend(int(child) for child in children)
+    return total

@@ -7,7 +7,6 @@ one derived from its content with the importers' recipe, so a replayed batch, or
 sent once through the API and once in a file, is stored once.
 """
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -240,17 +239,10 @@ def derive_event_key(
 ) -> str:
     """Return the id of an event sent without one: its content's hash and how often that content came before.
 
-    The same recipe as the importers' (`RowParser._derived_key` for events), so an event sent here
+    The importers derive the same key (`RowParser._derived_key` for events), so an event sent here
     and imported from a file without ids is one event.
     """
-    parts = [
-        customer,
-        name,
-        occurred_at.astimezone(UTC).isoformat(),
-        "" if properties is None else json.dumps(properties, sort_keys=True),
-    ]
-    content = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).digest()
-    return f"e-{content.hex()}-{seen}"
+    return f"e-{values.content_digest([customer, name, occurred_at, properties])}-{seen}"
 
 
 def store_events(batch: list[Any], now: datetime) -> IngestReport:

@@ -2,13 +2,11 @@
 
 import csv
 import gc
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -16,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
-from marketing.imports import sources
+from marketing.imports import sources, values
 from marketing.imports.batches import Batch, Rejection, written_fields
 from marketing.imports.schemas import KINDS, Context, Schema, build_schemas
 from marketing.imports.writers import written_batches
@@ -212,18 +210,10 @@ class RowParser:
 
     def _derived_key(self, row: dict[str, Any]) -> str:
         """Return a stable id from the row's content and how often that content came before."""
-        parts = []
-        for name in self.schema.derive_key_from:
-            value = row.get(name)
-            if isinstance(value, datetime):
-                value = value.astimezone(UTC).isoformat()
-            elif isinstance(value, dict):
-                value = json.dumps(value, sort_keys=True)
-            parts.append("" if value is None else str(value))
-        content = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).digest()
+        content = values.content_digest([row.get(name) for name in self.schema.derive_key_from])
         seen = self.occurrences.get(content, 0) + 1
         self.occurrences[content] = seen
-        return f"{self.schema.kind[0]}-{content.hex()}-{seen}"
+        return f"{self.schema.kind[0]}-{content}-{seen}"
 
 
 def _batches(parser: RowParser, records: Iterator[tuple[int, dict]], size: int, report: ImportReport) -> Iterator[Batch]:

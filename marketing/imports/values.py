@@ -4,10 +4,11 @@ Each parser takes the cell as text and returns the value, or raises `ValueError`
 is shown to the marketer next to the line and column. Blank cells never reach a parser.
 """
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -228,3 +229,19 @@ def date_parser(date_format: str | None) -> Parser:
         return moment.date()
 
     return parse
+
+
+def content_digest(values: list[Any]) -> str:
+    """Return a short hex digest of values, the same for the same content whatever their source.
+
+    Times are compared in UTC and objects with sorted keys, so a row imported from a file and the
+    same event sent to the API digest alike.
+    """
+    parts = []
+    for value in values:
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat()
+        elif isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        parts.append("" if value is None else str(value))
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
