@@ -7,6 +7,15 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class ConfigError(ValueError):
+    """An extension's configuration is wrong; `field` names the key at fault, for the admin to show."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class Registry(Generic[T]):
     """Instances of registered classes by key; `what` names the kind in errors ("trigger", "step")."""
 

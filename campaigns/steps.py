@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
 from campaigns.pacing import customer_zone, frequency_cap_reached, next_local_time, quiet_until
-from campaigns.registry import Registry
+from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
 from ml.models import ModelVersion, Score
@@ -29,13 +29,8 @@ UPDATABLE_FIELDS = ("first_name", "last_name", "locale", "timezone", "country", 
 WEBHOOK_RETRY_BASE_S = 60
 
 
-class StepError(ValueError):
+class StepError(ConfigError):
     """A step's configuration is wrong; `field` names the key at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,15 @@ from typing import Any, ClassVar
 
 from django.db.models import Q
 
-from campaigns.registry import Registry
+from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
 from ml.models import ModelVersion, Score
 
 EVENT_NAME_MAX_CHARS = 64
 
 
-class TriggerError(ValueError):
+class TriggerError(ConfigError):
     """A trigger's configuration is wrong; `field` names the key at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def test_only_an_approver_can_launch(marketer, welcome_template):
     assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.DRAFT
 
 
-def test_an_approver_launches_pauses_and_archives(approver, welcome_template):
+def test_an_approver_launches_pauses_and_archives_and_each_change_is_audited(approver, welcome_template):
     campaign = draft(welcome_template)
 
     for action, status in (
@@ -116,6 +116,13 @@ def test_an_approver_launches_pauses_and_archives(approver, welcome_template):
     ):
         approver.post("/admin/campaigns/campaign/", {"action": action, "_selected_action": [campaign.pk]})
         assert Campaign.objects.get(pk=campaign.pk).status == status
+
+    audit = LogEntry.objects.filter(object_id=str(campaign.pk)).order_by("action_time")
+    assert [(entry.user.username, entry.get_change_message()) for entry in audit] == [
+        ("approver", "launched (status active)"),
+        ("approver", "paused (status paused)"),
+        ("approver", "archived (status archived)"),
+    ]
 
 
 def test_anonymous_and_non_staff_users_reach_nothing(client, django_user_model, welcome_template):
