@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, ClassVar, Protocol
 
+from django.conf import settings
 from django.db.models import Q
 
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
@@ -356,8 +357,6 @@ class Webhook(StepType):
         return {"url": url}
 
     def run(self, context):
-        from django.conf import settings
-
         body = {
             "campaign": context.campaign.name,
             "step": context.step.key,
