@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import recreate_database  # noqa: E402 - needs the project root on the path
+
 BENCH_DATABASE = "kairos_bench"
 
 
@@ -42,15 +44,6 @@ def write_orders_csv(path: Path, rows: int, seed: int) -> None:
                 "EUR",
                 "completed" if rng.random() < 0.95 else "refunded",
             ])
-
-
-def ensure_database(url_base: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{url_base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    return f"{url_base}/{BENCH_DATABASE}"
 
 
 def raw_copy(path: Path, indexed: bool = False) -> tuple[float, int]:
@@ -90,7 +83,7 @@ def main() -> None:
     parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = ensure_database(args.server)
+    os.environ["DATABASE_URL"] = recreate_database(args.server, BENCH_DATABASE)
     os.environ.setdefault("SECRET_KEY", "kairos-benchmark-only-secret-key-0123456789abcdefghijklmnop")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")
     import django

@@ -23,19 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import recreate_database  # noqa: E402 - needs the project root on the path
 from bench.workers import start_worker  # noqa: E402 - needs the project root on the path
 
 BENCH_DATABASE = "kairos_bench_scoring"
 BROKER_DB = 13
-
-
-def ensure_database(server: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    return f"{server}/{BENCH_DATABASE}"
 
 
 def main() -> None:
@@ -48,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     broker = f"{args.redis}/{BROKER_DB}"
-    os.environ["DATABASE_URL"] = ensure_database(args.server)
+    os.environ["DATABASE_URL"] = recreate_database(args.server, BENCH_DATABASE)
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ["CELERY_RESULT_BACKEND"] = broker
     os.environ.setdefault("SECRET_KEY", "kairos-benchmark-only-secret-key-0123456789abcdefghijklmnop")

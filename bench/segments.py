@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import recreate_database  # noqa: E402 - needs the project root on the path
+
 BENCH_DATABASE = "kairos_bench_segments"
 ORDERS_PER_CUSTOMER = 10
 EVENTS_PER_CUSTOMER = 20
@@ -124,15 +126,6 @@ FROM generate_series(%(first)s::bigint, %(last)s::bigint) g
 """
 
 GENERATED_TABLES = ["marketing_customer", "marketing_order", "marketing_event"]
-
-
-def ensure_database(url_base: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{url_base}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    return f"{url_base}/{BENCH_DATABASE}"
 
 
 def _chunks(total: int) -> list[tuple[int, int]]:
@@ -264,7 +257,7 @@ def main() -> None:
     parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
 
-    database_url = ensure_database(args.server)
+    database_url = recreate_database(args.server, BENCH_DATABASE)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("SECRET_KEY", "kairos-benchmark-only-secret-key-0123456789abcdefghijklmnop")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")

@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import recreate_database  # noqa: E402 - needs the project root on the path
 from bench.workers import start_worker, tree_cpu_s  # noqa: E402 - needs the project root on the path
 
 BENCH_DATABASE = "kairos_bench_send"
@@ -197,15 +198,6 @@ def delivery_check(received: Counter, expected: set[str], forbidden: set[str]) -
 # --- Data --------------------------------------------------------------------------------------
 
 
-def ensure_database(server: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    return f"{server}/{BENCH_DATABASE}"
-
-
 def address(number: int) -> str:
     return f"bench-{number:06d}@{DOMAIN}"
 
@@ -317,6 +309,7 @@ def send_broadcast(template, customers: int, timeout_s: float) -> tuple[float, f
 
 def raw_inputs(template, numbers: list[int]) -> tuple[dict[str, str], list[tuple[dict, list[dict]]]]:
     """Return the version's compiled sources and, per recipient, the customer row and products."""
+    from campaigns.context import CUSTOMER_FIELDS
     from campaigns.models import TemplateVariant
     from marketing.models import Customer
 
@@ -327,16 +320,7 @@ def raw_inputs(template, numbers: list[int]) -> tuple[dict[str, str], list[tuple
     rows = {
         row["external_id"]: row
         for row in Customer.objects.filter(external_id__in=[f"C{number:08d}" for number in numbers]).values(
-            "pk",
-            "external_id",
-            "email",
-            "first_name",
-            "last_name",
-            "locale",
-            "timezone",
-            "country",
-            "city",
-            "attributes",
+            "pk", *CUSTOMER_FIELDS
         )
     }
     recommendations = four_recommendations([row["pk"] for row in rows.values()])
@@ -413,7 +397,7 @@ def main() -> None:
 
     ensure_smtp_sink()
     broker = f"{args.redis}/{BROKER_DB}"
-    os.environ["DATABASE_URL"] = ensure_database(args.server)
+    os.environ["DATABASE_URL"] = recreate_database(args.server, BENCH_DATABASE)
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ["CELERY_RESULT_BACKEND"] = broker
     os.environ["PUBLIC_BASE_URL"] = PUBLIC_BASE_URL

@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import recreate_database  # noqa: E402 - needs the project root on the path
 from bench.workers import start_worker, tree_cpu_s  # noqa: E402 - needs the project root on the path
 
 BENCH_DATABASE = "kairos_bench_latency"
@@ -192,15 +193,6 @@ def cpu_snapshot(processes: dict[str, subprocess.Popen]) -> dict[str, float]:
 
 
 # --- Data --------------------------------------------------------------------------------------
-
-
-def ensure_database(server: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    return f"{server}/{BENCH_DATABASE}"
 
 
 def write_shop(events: int) -> str:
@@ -407,7 +399,7 @@ def main() -> None:
     try:
         broker = f"{args.redis}/{BROKER_DB}"
         os.environ.update({
-            "DATABASE_URL": ensure_database(args.server),
+            "DATABASE_URL": recreate_database(args.server, BENCH_DATABASE),
             "CELERY_BROKER_URL": broker,
             "CELERY_RESULT_BACKEND": broker,
             "EMAIL_URL": f"smtp://{HOST}:{smtp_port}",

@@ -73,18 +73,23 @@ def _collect(parts: list, into: dict[str, _Block]) -> dict[str, _Block]:
     return into
 
 
-def _emit(parts: list, overrides: dict[str, _Block], parent_text: str = "") -> str:
-    """Write the parts out, replacing each block by its override and super() by the block it overrides."""
+def _emit(parts: list, overrides: dict[str, _Block], parent_text: str = "", *, keep_tags: bool = False) -> str:
+    """Write the parts out, replacing each block by its override and super() by the block it overrides.
+
+    With `keep_tags`, each block stays wrapped in its tags, so a layout resolved this way can still be extended.
+    """
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(_SUPER_CALL.sub(lambda _: parent_text, part) if parent_text else part)
             continue
-        own = _emit(part.parts, overrides)
+        own = _emit(part.parts, overrides, keep_tags=keep_tags)
         override = overrides.get(part.name)
-        out.append(
-            _emit(override.parts, overrides, parent_text=own) if override is not None and override is not part else own
-        )
+        if override is not None and override is not part:
+            body = _emit(override.parts, overrides, parent_text=own, keep_tags=keep_tags)
+        else:
+            body = own
+        out.append(f"{{% block {part.name} %}}{body}{{% endblock %}}" if keep_tags else body)
     return "".join(out)
 
 
@@ -171,24 +176,7 @@ def flatten_layout(source: str, depth: int) -> str:
         raise CompileError(f"layouts extend each other more than {MAX_LAYOUT_DEPTH} deep")
     parent_source = flatten_layout(_file_source(extends.group(2)), depth + 1)
     overrides = _collect(_parse_blocks(source[extends.end() :]), {})
-    return _emit_keeping_tags(_parse_blocks(parent_source), overrides)
-
-
-def _emit_keeping_tags(parts: list, overrides: dict[str, _Block], parent_text: str = "") -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(_SUPER_CALL.sub(lambda _: parent_text, part) if parent_text else part)
-            continue
-        own = _emit_keeping_tags(part.parts, overrides)
-        override = overrides.get(part.name)
-        body = (
-            _emit_keeping_tags(override.parts, overrides, parent_text=own)
-            if override is not None and override is not part
-            else own
-        )
-        out.append(f"{{% block {part.name} %}}{body}{{% endblock %}}")
-    return "".join(out)
+    return _emit(_parse_blocks(parent_source), overrides, keep_tags=True)
 
 
 def _protect(source: str) -> tuple[str, list[str]]:

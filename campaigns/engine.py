@@ -33,6 +33,7 @@ from campaigns.models import (
     Message,
     MessageKind,
     Reentry,
+    Step,
     StepVisit,
 )
 from campaigns.schedules import sync_schedule
@@ -147,7 +148,9 @@ def _allowed(campaign: Campaign, customer_ids: list[int], now: datetime) -> list
     return allowed
 
 
-def enroll(campaign: Campaign, candidates: list[Candidate], now: datetime | None = None, *, hand_over: bool = True) -> list[int]:
+def enroll(
+    campaign: Campaign, candidates: list[Candidate], now: datetime | None = None, *, hand_over: bool = True
+) -> list[int]:
     """Start customers on an active campaign; return the new live enrollments' ids.
 
     They are handed to workers after commit, unless `hand_over` is false: then the caller advances them itself.
@@ -303,6 +306,7 @@ def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None
     report = AdvanceReport()
     if not enrollment_ids:
         return report
+    plans: dict[int, _Plan] = {}
     for enrollment_id in enrollment_ids:
         with transaction.atomic():
             enrollment = (
@@ -314,7 +318,7 @@ def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None
             if enrollment is None:
                 continue  # finished, waiting, or another worker holds it
             report.advanced += 1
-            report.visits += run_enrollment(enrollment, now, effects, report.outcomes)
+            report.visits += run_enrollment(enrollment, now, effects, report.outcomes, plans)
     if isinstance(effects, LiveEffects):
         effects.hand_over()
     return report
@@ -325,12 +329,36 @@ def customer_view(customer_id: int) -> dict[str, Any]:
     return row or {"pk": customer_id}
 
 
-def run_enrollment(enrollment: Enrollment, now: datetime, effects, outcomes: list[str] | None = None) -> int:
-    """Run steps for one enrollment until it waits, exits or ends; save it. Return the steps visited."""
-    campaign = enrollment.campaign
+@dataclass(frozen=True)
+class _Plan:
+    """A campaign's steps by key, and the step after each by position."""
+
+    by_key: dict[str, Step]
+    after: dict[int, Step | None]
+
+
+def _plan(campaign: Campaign) -> _Plan:
     ordered = list(campaign.steps.order_by("position"))
-    by_key = {step.key: step for step in ordered}
     after = {step.pk: ordered[index + 1] if index + 1 < len(ordered) else None for index, step in enumerate(ordered)}
+    return _Plan({step.key: step for step in ordered}, after)
+
+
+def run_enrollment(
+    enrollment: Enrollment,
+    now: datetime,
+    effects,
+    outcomes: list[str] | None = None,
+    plans: dict[int, _Plan] | None = None,
+) -> int:
+    """Run steps for one enrollment until it waits, exits or ends; save it. Return the steps visited.
+
+    `plans` caches each campaign's steps across the enrollments of one batch.
+    """
+    campaign = enrollment.campaign
+    plans = {} if plans is None else plans
+    if campaign.pk not in plans:
+        plans[campaign.pk] = _plan(campaign)
+    by_key, after = plans[campaign.pk].by_key, plans[campaign.pk].after
     customer = customer_view(enrollment.customer_id)
     visited = 0
     step = enrollment.step

@@ -1,6 +1,5 @@
 """Delivery in a real Celery worker on Redis, killed mid-send: nothing doubled, nothing left unaccounted for."""
 
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -11,6 +10,7 @@ from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, que
 from campaigns.models import Broadcast, Message, MessageStatus
 from marketing.models import Consent, Customer
 from marketing.suppression import email_hash
+from tests.fixtures.services import wait_until
 
 RECIPIENTS = 5_000
 # The worker is killed while it waits on this recipient: the 101st of the sixth batch of 200.
@@ -18,7 +18,6 @@ HELD_RECIPIENT = 1_100
 BATCH = 200
 # Safety bounds for waiting on another process, not performance figures.
 PROGRESS_TIMEOUT_S = 180
-POLL_S = 0.05
 
 
 @pytest.fixture
@@ -27,14 +26,6 @@ def worker_mail(smtp_server, monkeypatch):
     monkeypatch.setenv("EMAIL_URL", f"smtp://{smtp_server.host}:{smtp_server.port}")
     monkeypatch.setenv("EMAIL_TIMEOUT", str(PROGRESS_TIMEOUT_S))  # the held recipient must not time out first
     return smtp_server
-
-
-def wait_until(condition, what: str, state=lambda: "") -> None:
-    deadline = time.monotonic() + PROGRESS_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {PROGRESS_TIMEOUT_S} s waiting for {what} {state()}", pytrace=False)
-        time.sleep(POLL_S)
 
 
 @pytest.mark.postgres_only
@@ -68,7 +59,8 @@ def test_a_worker_killed_mid_send_sends_nothing_twice_and_leaves_every_row_final
     wait_until(
         lambda: not unfinished.exists(),
         "every message but the killed batch to be sent",
-        lambda: Counter(unfinished.values_list("status", "error")),
+        PROGRESS_TIMEOUT_S,
+        state=lambda: Counter(unfinished.values_list("status", "error")),
     )
     stalled = mark_stalled_messages(timezone.now() + timedelta(days=1))
 

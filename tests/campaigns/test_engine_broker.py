@@ -21,7 +21,7 @@ from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, Mes
 from marketing.models import Consent, Customer
 from marketing.queues import Queue
 from marketing.suppression import email_hash
-from tests.fixtures.services import CeleryWorker, celery_app_using_broker, worker_database_url
+from tests.fixtures.services import CeleryWorker, celery_app_using_broker, wait_until, worker_database_url
 
 RECIPIENTS = 20
 READY_TIMEOUT_S = 10
@@ -100,14 +100,6 @@ def worker_on(broker: str, smtp_server, tmp_path: Path) -> CeleryWorker:
     return CeleryWorker(command=command, env=env, hostname=hostname, log_path=tmp_path / "worker.log", app=app)
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + PROGRESS_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}", pytrace=False)
-        time.sleep(POLL_S)
-
-
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_work_queued_when_the_broker_restarts_empty_is_found_again_in_the_database(
@@ -141,10 +133,13 @@ def test_work_queued_when_the_broker_restarts_empty_is_found_again_in_the_databa
             wait_until(
                 lambda: not Enrollment.objects.filter(state=EnrollmentState.ACTIVE).exists(),
                 "every enrollment to finish",
+                PROGRESS_TIMEOUT_S,
             )
             dispatch_due_messages()
             wait_until(
-                lambda: not Message.objects.exclude(status=MessageStatus.SENT).exists(), "every message to be sent"
+                lambda: not Message.objects.exclude(status=MessageStatus.SENT).exists(),
+                "every message to be sent",
+                PROGRESS_TIMEOUT_S,
             )
         finally:
             worker.stop()
