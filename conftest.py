@@ -1,3 +1,8 @@
-"""Root of the test run: registers the service fixtures (Redis, Celery worker, SMTP server)."""
+"""Root of the test run: starts the run's clock (KAIROS_TEST_NOW) and registers the service fixtures."""
+
+from tests.clock import start_run_clock
+
+# First, before any plugin or test module reads the time.
+start_run_clock()
 
 pytest_plugins = ["tests.fixtures.services"]

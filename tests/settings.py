@@ -1,9 +1,15 @@
 """Settings for the test suite: the project's own, with test-only defaults for what production must set.
 
-The suite runs on PostgreSQL unless DATABASE_URL says otherwise (the SQLite run sets it).
+The suite runs on PostgreSQL unless DATABASE_URL says otherwise (the SQLite run sets it). With
+KAIROS_TEST_NOW set, the run's clock starts at that moment (tests/clock.py).
 """
 
 import os
+
+from tests.clock import start_run_clock
+
+# Before anything reads the time: KAIROS_TEST_NOW moves this process's clock and its children's.
+start_run_clock()
 
 os.environ.setdefault("SECRET_KEY", "kairos-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")

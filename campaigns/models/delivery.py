@@ -6,7 +6,6 @@ and its unique key (broadcast and customer, or enrollment and step) decides whet
 
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from campaigns.models.content import EmailTemplate, TemplateVersion
@@ -91,7 +90,8 @@ class Message(models.Model):
     to_email = models.CharField(max_length=254)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(db_default=Now())
+    # The application's clock, never the database's: the engine and delivery compare it with their own `now`.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")

@@ -7,7 +7,7 @@ due enrollments and advances each as far as it can go now.
 
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.utils import timezone
 
 from marketing.models import Customer, Segment
 
@@ -132,7 +132,8 @@ class Enrollment(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="enrollments", db_constraint=False)
     step = models.ForeignKey(Step, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     state = models.CharField(max_length=9, choices=EnrollmentState.choices, default=EnrollmentState.ACTIVE)
-    next_run_at = models.DateTimeField(db_default=Now())
+    # The application's clock, never the database's: the engine and delivery compare it with their own `now`.
+    next_run_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     entered_at = models.DateTimeField()
     step_started_at = models.DateTimeField(null=True, blank=True, help_text="When it reached its current step.")

@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
-from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignStatus, Enrollment, Message, Step
 from marketing.models import Event
@@ -138,7 +137,9 @@ def test_anonymous_and_non_staff_users_reach_nothing(client, django_user_model, 
     assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.DRAFT
 
 
-def test_enrolling_by_shop_id_from_the_campaign_page(approver, welcome_template, django_capture_on_commit_callbacks):
+def test_enrolling_by_shop_id_from_the_campaign_page(
+    approver, welcome_template, django_capture_on_commit_callbacks, office_hours
+):
     campaign = draft(welcome_template)
     approver.post("/admin/campaigns/campaign/", {"action": "launch_selected", "_selected_action": [campaign.pk]})
     CustomerFactory(external_id="A-1")
@@ -152,7 +153,7 @@ def test_enrolling_by_shop_id_from_the_campaign_page(approver, welcome_template,
     assert list(Enrollment.objects.values_list("customer__external_id", "state")) == [("A-1", "completed")]
 
 
-def test_the_simulation_page_reports_per_step_without_sending(approver, welcome_template):
+def test_the_simulation_page_reports_per_step_without_sending(approver, welcome_template, office_hours):
     campaign = Campaign.objects.create(name="Carts", trigger_type="event", trigger_config={"event": "cart_added"})
     Step.objects.create(
         campaign=campaign, position=0, key="hello", type="send_email", config={"template": welcome_template.name}
@@ -162,7 +163,7 @@ def test_the_simulation_page_reports_per_step_without_sending(approver, welcome_
             external_id=f"cart-{customer.pk}",
             customer=customer,
             name="cart_added",
-            occurred_at=timezone.now() - timedelta(days=1),
+            occurred_at=office_hours - timedelta(days=1),
         )
 
     response = approver.get(f"/admin/campaigns/campaign/{campaign.pk}/simulate/", {"days": 7})

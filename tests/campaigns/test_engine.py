@@ -12,10 +12,11 @@ from campaigns.delivery import send_messages
 from campaigns.engine import CampaignError, advance, dispatch_due, enroll_by_hand, enroll_for_events, launch, tick
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step, StepVisit
 from marketing.models import Consent, Event, Suppression, SuppressionReason
+from tests.conftest import OFFICE_HOURS
 from tests.factories import CustomerFactory, OrderFactory
 
-# A Monday, 10:00 UTC: outside quiet hours in Berlin (11:00 local).
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+# Outside quiet hours in Berlin (11:00 local).
+T0 = OFFICE_HOURS
 
 
 class Clock:
@@ -359,7 +360,7 @@ def test_a_customer_without_consent_is_enrolled_but_never_mailed(welcome_templat
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_ticks_and_duplicate_deliveries_send_each_step_once(smtp_settings, welcome_template, monkeypatch):
+def test_concurrent_ticks_and_duplicate_deliveries_send_each_step_once(smtp_settings, welcome_template, clock, monkeypatch):
     campaign = make_campaign("Concurrent", "manual", {}, [("send", "send_email", {"template": welcome_template.name})])
     customers = [CustomerFactory() for _ in range(30)]
     handed: list[list[int]] = []

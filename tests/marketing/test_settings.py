@@ -59,6 +59,26 @@ def test_without_a_broker_the_program_says_once_that_tasks_run_in_process():
     assert result.stderr.count("CELERY_BROKER_URL is not set: tasks run in-process") == 1
 
 
+@pytest.mark.parametrize("command", [("help",), ("migrate", "--verbosity", "0"), ("check", "--database", "default")])
+def test_commands_on_the_embedded_sqlite_default_print_no_system_check_warning(command, tmp_path):
+    result = run_manage(*command, env={"DEBUG": "1", "DATABASE_URL": f"sqlite:///{tmp_path / 'kairos.sqlite3'}"})
+
+    assert result.returncode == 0, result.stderr
+    assert "W040" not in result.stdout + result.stderr
+    assert "System check identified some issues" not in result.stdout + result.stderr
+
+
+@pytest.mark.postgres_only
+def test_the_orders_index_covers_status_and_total_on_postgresql(db):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'order_customer_placed'")
+        [(definition,)] = cursor.fetchall()
+
+    assert definition.endswith('(customer_id, placed_at) INCLUDE (status, total)')
+
+
 def test_sqlite_url_defaults_to_a_file_in_the_project_folder():
     database = project.database_from_url("sqlite:///db.sqlite3")
 
