@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Message
+from marketing.first_seen import note_first_seen
 from marketing.models import Consent, Customer, Event, Suppression, SuppressionReason
 from marketing.suppression import email_hash
 
@@ -163,18 +164,20 @@ def is_machine_open(user_agent: str, ip: str) -> bool:
 def _event(customer_id: int | None, name: str, properties: dict, external_id: str | None = None) -> None:
     if customer_id is None:
         return
+    now = timezone.now()
     Event.objects.bulk_create(
         [
             Event(
                 external_id=external_id or f"kairos:{name}:{uuid.uuid4().hex}",
                 customer_id=customer_id,
                 name=name,
-                occurred_at=timezone.now(),
+                occurred_at=now,
                 properties=properties,
             )
         ],
         ignore_conflicts=True,
     )
+    note_first_seen({customer_id: now})
 
 
 def _message_properties(message: Message) -> dict:

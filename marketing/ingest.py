@@ -17,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from marketing.events import notify_events_stored
+from marketing.first_seen import earliest_by_customer, note_first_seen
 from marketing.imports import values
 from marketing.models import Customer, Event
 from marketing.suppression import email_hash
@@ -325,6 +326,7 @@ def _write(events: list[ValidEvent], report: IngestReport, now: datetime) -> Non
         try:
             with transaction.atomic():
                 Event.objects.bulk_create(rows)
+                note_first_seen(earliest_by_customer((row.customer_id, row.occurred_at) for row in rows))
         except IntegrityError:
             # Another request stored one of these ids since they were read; read them again.
             if attempt == WRITE_ATTEMPTS:

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
+from marketing.first_seen import note_first_seen
 from marketing.suppression import email_hash
 
 
@@ -27,6 +28,12 @@ class CustomerQuerySet(models.QuerySet):
     def suppressed(self) -> "CustomerQuerySet":
         """Customers whose address is on the suppression list."""
         return self.filter(Exists(Suppression.objects.filter(email_hash=OuterRef("email_hash"))))
+
+    def known_at(self, moment) -> "CustomerQuerySet":
+        """Customers who existed before `moment`: seen by then, or without any sign of life and created by then."""
+        return self.filter(
+            models.Q(first_seen_at__lt=moment) | models.Q(first_seen_at__isnull=True, created_at__lt=moment)
+        )
 
     def mailable(self) -> "CustomerQuerySet":
         """Customers who opted in, have an address and are not suppressed."""
@@ -61,6 +68,15 @@ class Customer(models.Model):
     )
     consent_source = models.CharField(max_length=120, blank=True, db_default="", default="")
     consent_at = models.DateTimeField(null=True, blank=True)
+    signed_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the customer signed up, where the shop's data says so."
+    )
+    # A customer exists from their first sign of life, never from the moment their row was imported:
+    # every writer of sign-ups, orders and events lowers it (marketing.first_seen).
+    first_seen_at = models.DateTimeField(
+        null=True, blank=True, editable=False, db_index=True,
+        help_text="First sign of life: the earliest of the sign-up, the first order and the first event.",
+    )
     created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
     updated_at = models.DateTimeField(db_default=Now(), auto_now=True)
 
@@ -84,7 +100,17 @@ class Customer(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.email = self.email.strip().lower()
         self.email_hash = email_hash(self.email) if self.email else ""
+        if self.signed_up_at is not None and (self.first_seen_at is None or self.signed_up_at < self.first_seen_at):
+            self.first_seen_at = self.signed_up_at
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            # Orders and events lower first_seen_at in the database while this instance sits in memory:
+            # saving it must not write its stale copy back.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "first_seen_at"
+            ]
         super().save(*args, **kwargs)
+        if self.signed_up_at is not None:
+            note_first_seen({self.pk: self.signed_up_at})
 
 
 class Product(models.Model):
@@ -144,6 +170,10 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"Order {self.external_id}"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        note_first_seen({self.customer_id: self.placed_at})
+
 
 class OrderLine(models.Model):
     # Unchecked in the database for the same reason as Order.customer; the unique (order, product)
@@ -184,6 +214,10 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} by {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        note_first_seen({self.customer_id: self.occurred_at})
 
 
 API_KEY_SCHEME = "kairos"

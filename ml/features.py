@@ -35,7 +35,7 @@ ENGAGEMENT_EVENTS = (
 
 def aggregate_columns() -> list[str]:
     """Return the columns `ml.queries` must deliver, in order, besides `customer_id`."""
-    columns = ["created_t", "orders_all", "revenue_all", "first_order_t", "last_order_t", "returned_orders"]
+    columns = ["first_seen_t", "orders_all", "revenue_all", "first_order_t", "last_order_t", "returned_orders"]
     for days in ORDER_WINDOWS_DAYS:
         columns += [f"orders_{days}d", f"revenue_{days}d"]
     columns += [
@@ -87,7 +87,7 @@ def build_features(aggregates: pd.DataFrame, as_of_t: float) -> pd.DataFrame:
         mean_gap = np.where(gap_n > 0, gap_sum / gap_n, NEVER_DAYS)
         variance = np.where(gap_n > 1, (gap_sq - gap_n * mean_gap**2) / np.maximum(gap_n - 1, 1), 0.0)
         features = {
-            "tenure_days": _days_since(frame["created_t"], as_of_t, cap=NEVER_DAYS),
+            "tenure_days": _days_since(frame["first_seen_t"], as_of_t, cap=NEVER_DAYS),
             "days_since_first_order": _days_since(frame["first_order_t"], as_of_t, cap=NEVER_DAYS),
             "days_since_last_order": _days_since(frame["last_order_t"], as_of_t, cap=NEVER_DAYS),
             "orders_total": orders,

@@ -1,6 +1,6 @@
 """The SQL that feeds the pure ML modules: one statement per chunk of customers.
 
-`read_aggregates` returns, for every customer in an id range who existed before the cutoff, the
+`read_aggregates` returns, for every customer in an id range known before the cutoff, the
 order, basket and engagement aggregates `ml.features` needs, all computed from rows strictly
 before the cutoff. `read_labels` is the only reader of anything after a cutoff, and it is kept
 apart so that nothing it sees can reach a feature.
@@ -22,6 +22,11 @@ RETURNED_STATUSES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value)
 READ_CHUNK_CUSTOMERS = 20_000
 # Samples (training on large stores, decile cut points) keep whole blocks of consecutive customers.
 SAMPLE_BLOCK_CUSTOMERS = 2_000
+
+
+# A customer is known from their first sign of life; one without any (a sign-up list without dates)
+# from the moment their row was written, so that today's scoring still includes them.
+KNOWN_SINCE = "COALESCE(c.first_seen_at, c.created_at)"
 
 
 def _epoch(column: str) -> str:
@@ -74,8 +79,8 @@ def _aggregates_sql(as_of_t: float) -> str:
     product, event = Product._meta.db_table, Event._meta.db_table
     return f"""
 WITH c AS (
-    SELECT c.id, {_epoch("c.created_at")} AS created_t FROM {customer} c
-    WHERE c.id BETWEEN %s AND %s AND c.created_at < %s
+    SELECT c.id, {_epoch(KNOWN_SINCE)} AS first_seen_t FROM {customer} c
+    WHERE c.id BETWEEN %s AND %s AND {KNOWN_SINCE} < %s
 ), o AS (
     SELECT id, customer_id, placed_at, {_epoch("placed_at")} AS t, CAST(total AS DOUBLE PRECISION) AS total,
            CASE WHEN status IN ({returned}) THEN 0 ELSE 1 END AS kept
@@ -108,7 +113,7 @@ WITH c AS (
 ), ea AS (
     SELECT customer_id, {", ".join(event_columns)} FROM en GROUP BY customer_id
 )
-SELECT c.id AS customer_id, c.created_t, oa.orders_all, oa.revenue_all, oa.first_order_t, oa.last_order_t,
+SELECT c.id AS customer_id, c.first_seen_t, oa.orders_all, oa.revenue_all, oa.first_order_t, oa.last_order_t,
        oa.returned_orders, {", ".join(f"oa.orders_{d}d, oa.revenue_{d}d" for d in ORDER_WINDOWS_DAYS)},
        oa.revenue_prev_90d, ga.gap_n, ga.gap_sum_d, ga.gap_sq_sum_d, la.items_all, la.categories,
        la.top_category_share, {event_outputs}
@@ -119,7 +124,7 @@ ORDER BY c.id
 
 
 def read_aggregates(as_of: datetime, first_id: int, last_id: int) -> pd.DataFrame:
-    """Return one row of aggregates per customer with an id in [first_id, last_id] created before `as_of`."""
+    """Return one row of aggregates per customer with an id in [first_id, last_id] known before `as_of`."""
     as_of_t = as_of.timestamp()
     lookback = as_of - timedelta(days=(as_of_t - window_starts(as_of_t)["lookback"]) / 86_400)
     as_of, lookback = _stored(as_of), _stored(lookback)
@@ -153,10 +158,9 @@ def read_labels(cutoff: datetime, horizon_days: int, first_id: int, last_id: int
 
 
 def customer_ids(before: datetime) -> np.ndarray:
-    """Return the ids of the customers created before `before`, ascending."""
+    """Return the ids of the customers known before `before`, ascending."""
     return np.fromiter(
-        Customer.objects.filter(created_at__lt=before).order_by("pk").values_list("pk", flat=True).iterator(50_000),
-        dtype=np.int64,
+        Customer.objects.known_at(before).order_by("pk").values_list("pk", flat=True).iterator(50_000), dtype=np.int64
     )
 
 
@@ -180,12 +184,12 @@ def id_ranges(ids: np.ndarray, chunk_customers: int, stride: int = 1) -> list[tu
 
 
 def customer_id_ranges(before: datetime, chunk_customers: int, stride: int = 1) -> list[tuple[int, int]]:
-    """Split the customers created before `before` into id ranges (see `id_ranges`)."""
+    """Split the customers known before `before` into id ranges (see `id_ranges`)."""
     return id_ranges(customer_ids(before), chunk_customers, stride)
 
 
 def iter_aggregates(as_of: datetime, stride: int = 1) -> Iterator[pd.DataFrame]:
-    """Yield aggregates of every customer created before `as_of` (or of a sample), chunk by chunk."""
+    """Yield aggregates of every customer known before `as_of` (or of a sample), chunk by chunk."""
     for first_id, last_id in customer_id_ranges(as_of, READ_CHUNK_CUSTOMERS, stride):
         yield read_aggregates(as_of, first_id, last_id)
 

@@ -118,7 +118,7 @@ def train_model(options: TrainingOptions) -> ModelVersion:
     training_cutoffs, validation_cutoff = snapshot_cutoffs(
         as_of, horizon, history_start, settings.ML_SNAPSHOTS, settings.ML_MIN_FEATURE_DAYS
     )
-    population = Customer.objects.filter(created_at__lt=as_of).count()
+    population = Customer.objects.known_at(as_of).count()
     stride = max(1, math.ceil(population / settings.ML_TRAINING_MAX_CUSTOMERS))
     training = [read_snapshot(cutoff, horizon, stride) for cutoff in training_cutoffs]
     validation = read_snapshot(validation_cutoff, horizon, stride)

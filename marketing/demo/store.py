@@ -166,7 +166,7 @@ def build_customer(demo: DemoCustomer, start: datetime) -> Customer:
         birth_date=person.birth_date, gender=person.gender, attributes=demo.attributes,
         consent_state=profile.consent, consent_source="demo",
         consent_at=signed_up if profile.consent != "unknown" else None,
-        created_at=signed_up,
+        signed_up_at=signed_up, first_seen_at=signed_up, created_at=signed_up,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from marketing.first_seen import earliest_by_customer, note_first_seen
 from marketing.imports.batches import Batch, Outcome, Rejection, has_field
 from marketing.imports.schemas import Schema
 from marketing.models import Consent, Customer, Suppression
@@ -77,9 +78,22 @@ class OrmWriter:
                     )
                 else:
                     self.model.objects.bulk_create(objects, ignore_conflicts=True)
+                self._note_first_seen(rows)
             if self.model is Customer:
                 outcome.kept_suppressed = keep_suppressed_opted_out(rows, timezone.now(), self.dry_run)
         return outcome
+
+    def _note_first_seen(self, rows: list[dict[str, Any]]) -> None:
+        """Lower the first sign of life of the batch's customers to their earliest moment in it."""
+        if self.schema.first_seen is None or self.schema.first_seen[1] not in self.fields:
+            return
+        who, moment = self.schema.first_seen
+        if who in self.schema.references:  # already resolved to customer ids
+            pairs = ((row[who], row.get(moment)) for row in rows)
+        else:
+            ids = lookup_ids(Customer, "external_id", (row[who] for row in rows if row.get(moment) is not None))
+            pairs = ((ids.get(row[who]), row.get(moment)) for row in rows)
+        note_first_seen(earliest_by_customer(pairs))
 
     def _key(self, row: dict[str, Any]) -> tuple:
         return tuple(row[name] for name in self.schema.key)

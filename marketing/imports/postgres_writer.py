@@ -84,9 +84,31 @@ class PostgresWriter:
             else:
                 # No blank to preserve stored values for: one upsert probes each key once, not twice.
                 outcome.inserted, outcome.updated = self._upsert(cursor)
+            self._note_first_seen(cursor)
             if self.model is Customer:
                 outcome.kept_suppressed = keep_suppressed_opted_out(batch.rows, timezone.now(), dry_run=False)
         return outcome
+
+    def _note_first_seen(self, cursor) -> None:
+        """Lower the first sign of life of the batch's customers to their earliest moment in it, in one UPDATE."""
+        if self.schema.first_seen is None or self.schema.first_seen[1] not in self.fields:
+            return
+        who, moment = (self._q(name) for name in self.schema.first_seen)
+        customers = self._q(Customer._meta.db_table)
+        if self.schema.first_seen[0] in self.schema.references:
+            earliest = (
+                f"SELECT r.id, MIN(s.{moment}) AS at FROM {STAGE_TABLE} s JOIN {customers} r ON r.external_id = s.{who} "
+                f"WHERE s.{moment} IS NOT NULL GROUP BY r.id"
+            )
+        else:
+            earliest = (
+                f"SELECT r.id, s.{moment} AS at FROM {STAGE_TABLE} s JOIN {customers} r ON r.external_id = s.{who} "
+                f"WHERE s.{moment} IS NOT NULL"
+            )
+        cursor.execute(
+            f"UPDATE {customers} c SET first_seen_at = v.at FROM ({earliest}) v "
+            "WHERE c.id = v.id AND (c.first_seen_at IS NULL OR c.first_seen_at > v.at)"
+        )
 
     def encode(self, batch: Batch) -> bytes:
         """Return the batch as COPY text: done by the parsing thread, so the writing thread only sends."""

@@ -64,6 +64,8 @@ class Schema:
     # Fields whose values identify a row when the file carries no key (transaction logs).
     derive_key_from: tuple[str, ...] = ()
     complete: Callable[[dict[str, Any], Context], None] | None = None
+    # (field naming the customer, field holding a moment): each row is a sign of life of that customer.
+    first_seen: tuple[str, str] | None = None
 
 
 
@@ -102,8 +104,10 @@ def build_schemas(context: Context) -> dict[str, Schema]:
                 Field("consent_state", values.choice(CONSENT_SPELLINGS)),
                 Field("consent_source", values.text(120)),
                 Field("consent_at", moment),
+                Field("signed_up_at", moment),
             ),
             complete=_complete_customer,
+            first_seen=("external_id", "signed_up_at"),
         ),
         "products": Schema(
             kind="products",
@@ -135,6 +139,7 @@ def build_schemas(context: Context) -> dict[str, Schema]:
             ),
             references={"customer": Reference(audience.Customer, "external_id", "customer_id", create_missing=True)},
             derive_key_from=("customer", "placed_at", "total", "currency", "status"),
+            first_seen=("customer", "placed_at"),
         ),
         "order_lines": Schema(
             kind="order_lines",
@@ -164,6 +169,7 @@ def build_schemas(context: Context) -> dict[str, Schema]:
             ),
             references={"customer": Reference(audience.Customer, "external_id", "customer_id", create_missing=True)},
             derive_key_from=("customer", "name", "occurred_at", "properties"),
+            first_seen=("customer", "occurred_at"),
         ),
     }
 

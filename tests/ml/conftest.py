@@ -126,8 +126,8 @@ def make_shopper(db) -> Callable[..., Customer]:
 
     def make(orders: tuple[float, ...] = (), events: dict[str, tuple[float, ...]] | None = None, **fields) -> Customer:
         customer = CustomerFactory(**fields)
-        # created_at is set on insert (auto_now_add); the history must start before the cutoff.
-        Customer.objects.filter(pk=customer.pk).update(created_at=JOINED)
+        # The history must start before the cutoff: the customer signed up long ago.
+        Customer.objects.filter(pk=customer.pk).update(signed_up_at=JOINED, first_seen_at=JOINED)
         customer.refresh_from_db()
         for days in orders:
             order = OrderFactory(

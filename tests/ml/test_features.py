@@ -29,7 +29,7 @@ def aggregates(*rows: dict) -> pd.DataFrame:
 
 REGULAR = {
     "customer_id": 1,
-    "created_t": AS_OF_T - 400 * DAY_S,
+    "first_seen_t": AS_OF_T - 400 * DAY_S,
     "orders_all": 4,
     "revenue_all": 200.0,
     "first_order_t": AS_OF_T - 70 * DAY_S,
@@ -56,7 +56,7 @@ REGULAR = {
     "product_viewed_90d": 8,
     "last_product_viewed_t": AS_OF_T - 1.5 * DAY_S,
 }
-NEWCOMER = {"customer_id": 2, "created_t": AS_OF_T - 12 * DAY_S}
+NEWCOMER = {"customer_id": 2, "first_seen_t": AS_OF_T - 12 * DAY_S}
 
 
 @pytest.fixture
@@ -128,8 +128,8 @@ def test_a_customer_who_never_did_anything_reads_as_long_ago(features):
 
 
 def test_days_are_capped_and_a_moment_after_the_cutoff_counts_as_zero():
-    ancient = {"customer_id": 5, "created_t": AS_OF_T - 20_000 * DAY_S, "last_product_viewed_t": AS_OF_T - 900 * DAY_S}
-    future = {"customer_id": 6, "created_t": AS_OF_T + DAY_S}
+    ancient = {"customer_id": 5, "first_seen_t": AS_OF_T - 20_000 * DAY_S, "last_product_viewed_t": AS_OF_T - 900 * DAY_S}
+    future = {"customer_id": 6, "first_seen_t": AS_OF_T + DAY_S}
 
     frame = build_features(aggregates(ancient, future), AS_OF_T)
 

@@ -34,7 +34,7 @@ def order(customer, days: float, total: str, status: str = OrderStatus.COMPLETED
 
 
 def joined(customer, moment=JOINED):
-    Customer.objects.filter(pk=customer.pk).update(created_at=moment)
+    Customer.objects.filter(pk=customer.pk).update(signed_up_at=moment, first_seen_at=moment)
     return customer
 
 
@@ -63,7 +63,7 @@ NOT_SEEN = {
     f"{name}_{days}d": 0 for name in ("session_started", "checkout_started", "email_opened") for days in (7, 30, 90)
 }
 REGULAR_AGGREGATES = {
-    "created_t": JOINED.timestamp(),
+    "first_seen_t": JOINED.timestamp(),
     "orders_all": 5, "revenue_all": 150.0,
     "first_order_t": AS_OF_T - 500 * DAY_S, "last_order_t": AS_OF_T - 3 * DAY_S,
     "returned_orders": 2,
@@ -181,8 +181,8 @@ def test_a_customer_without_orders_or_events_gets_nulls_not_zeros(db):
 
     row = read_row(customer)
 
-    assert row["created_t"] == pytest.approx(JOINED.timestamp(), abs=EPOCH_TOLERANCE_S)
-    assert sorted(key for key, value in row.items() if not pd.isna(value)) == ["created_t"]
+    assert row["first_seen_t"] == pytest.approx(JOINED.timestamp(), abs=EPOCH_TOLERANCE_S)
+    assert sorted(key for key, value in row.items() if not pd.isna(value)) == ["first_seen_t"]
 
 
 def test_features_ignore_everything_after_the_cutoff(regular, shoppers):
@@ -198,17 +198,31 @@ def test_features_ignore_everything_after_the_cutoff(regular, shoppers):
             for name in ("session_started", "product_viewed", "cart_added", "checkout_started", "email_opened"):
                 EventFactory(customer=customer, name=name, occurred_at=moment)
         OrderFactory(customer=customer, placed_at=AS_OF + timedelta(days=1), status=OrderStatus.CANCELLED)
-    # and customers join after the cutoff, one of them with an order history dated before it
+    # and customers whose first sign of life comes after the cutoff: a sign-up, and a first visit
     late = joined(CustomerFactory(), AS_OF + timedelta(seconds=1))
-    order(late, 50, "70.00")
     newest = CustomerFactory()
-    EventFactory(customer=newest, name="product_viewed", occurred_at=days_before(3))
+    EventFactory(customer=newest, name="product_viewed", occurred_at=AS_OF + timedelta(days=2))
     after = features_of_everyone()
 
     # Then nothing changed and the late customers are absent
     pd.testing.assert_frame_equal(after, before)
     assert after.index.tolist() == [regular.pk, *(shopper.pk for shopper in shoppers)]
     assert read_aggregates(AS_OF, late.pk, newest.pk).empty
+
+
+def test_a_customer_imported_after_the_cutoff_exists_from_their_first_order(regular):
+    # Given a buyer whose row is written now, by an order log imported after the cutoff
+    imported = CustomerFactory(signed_up_at=None)
+    first = order(imported, 50, "70.00")
+    order(imported, 20, "30.00")
+
+    row = read_aggregates(AS_OF, imported.pk, imported.pk).iloc[0]
+
+    # Then they exist at the cutoff, known since that first order, not since the import
+    assert Customer.objects.get(pk=imported.pk).first_seen_at == first.placed_at
+    assert row["first_seen_t"] == pytest.approx(first.placed_at.timestamp(), abs=EPOCH_TOLERANCE_S)
+    assert (row["orders_all"], row["revenue_all"]) == (2, 100.0)
+    assert build_features(read_aggregates(AS_OF, imported.pk, imported.pk), AS_OF_T).loc[imported.pk, "tenure_days"] == pytest.approx(50)
 
 
 def test_renaming_a_customer_changes_no_feature(regular):
