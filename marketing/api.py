@@ -6,6 +6,7 @@ Requests carry an API key, never a cookie, so they are exempt from CSRF checks.
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -95,6 +96,20 @@ def record_key_use(api_key: ApiKey, now: datetime) -> None:
     ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
 
 
+def authenticate(request: HttpRequest, now: datetime) -> tuple[ApiKey | None, JsonResponse | None]:
+    """Return the request's valid API key, or the 401 response that says what is wrong with it."""
+    raw_key = presented_key(request)
+    if not raw_key:
+        return None, _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
+    api_key = ApiKey.find(raw_key)
+    if api_key is None:
+        return None, _unauthorized("invalid API key")
+    if api_key.is_revoked:
+        return None, _unauthorized("this API key was revoked; create a new one in the admin")
+    record_key_use(api_key, now)
+    return api_key, None
+
+
 @csrf_exempt
 def ingest_events(request: HttpRequest) -> JsonResponse:
     """Store a batch of events: 202 with a report on each event, or the reason the batch was refused."""
@@ -103,15 +118,9 @@ def ingest_events(request: HttpRequest) -> JsonResponse:
         response["Allow"] = "POST"
         return response
     now = timezone.now()
-    raw_key = presented_key(request)
-    if not raw_key:
-        return _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
-    api_key = ApiKey.find(raw_key)
-    if api_key is None:
-        return _unauthorized("invalid API key")
-    if api_key.is_revoked:
-        return _unauthorized("this API key was revoked; create a new one in the admin")
-    record_key_use(api_key, now)
+    api_key, refusal = authenticate(request, now)
+    if refusal is not None:
+        return refusal
 
     limit = settings.API_MAX_BODY_BYTES
     try:
@@ -165,6 +174,18 @@ def _unauthorized(message: str) -> JsonResponse:
     response = _error(401, message)
     response["WWW-Authenticate"] = 'Bearer realm="kairos"'
     return response
+
+
+# Paths that other apps serve under /api/v1, added to the OpenAPI document from their `ready()`:
+# marketing imports no other app. Each value returns the path's operations when the document is built.
+_extra_paths: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def register_api_path(path: str, operations: Callable[[], dict[str, Any]]) -> None:
+    """Add a path to the OpenAPI document; registering one twice is a mistake and raises."""
+    if path in _extra_paths:
+        raise ValueError(f"API path {path!r} is already registered")
+    _extra_paths[path] = operations
 
 
 def openapi_document() -> dict[str, Any]:
@@ -279,6 +300,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **{path: operations() for path, operations in _extra_paths.items()},
         },
         "components": {
             "securitySchemes": {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/events", api.ingest_events, name="api-events"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("", include("campaigns.urls")),
+    path("", include("ml.urls")),
     # ESP webhooks (bounces, complaints), verified by django-anymail: /anymail/<esp>/tracking/
     path("anymail/", include("anymail.urls")),
 ]

@@ -9,12 +9,36 @@ from django.utils.safestring import mark_safe
 from marketing.admin import CustomerAdmin
 from marketing.models import Customer
 from ml import charts
+from ml.card import weighting
 from ml.evaluation import METRIC_LABELS
-from ml.models import ModelStatus, ModelVersion, Score, ScoringRun
+from ml.explanations import reasons_for
+from ml.models import Backtest, ModelStatus, ModelVersion, Score, ScoringRun
+from ml.reasons import worded
 from ml.registry import ActivationRefused, activate_version, roll_back
 from ml.tasks import start_scoring_run_task
 
-BASELINES = (("model", "Model"), ("recency", "Recency rank"), ("logistic", "Logistic regression"))
+BASELINES = (("model", "Model"), ("recency", "Recency rank"), ("logistic", "Logistic regression"), ("bgnbd", "BG/NBD"))
+
+
+def _columns(metrics: dict) -> list[tuple[str, str]]:
+    """Return the model and the baselines a stored version has figures for (older versions had two)."""
+    return [(name, label) for name, label in BASELINES if name in metrics]
+
+
+class BacktestInline(admin.TabularInline):
+    model = Backtest
+    fields = ["as_of", "horizon_days", "customers", "positives", "figures", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "backtests: this version scored as of its training date, judged on what happened next"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="model against baselines")
+    def figures(self, backtest: Backtest) -> str:
+        return metrics_html(backtest.metrics)
 
 
 @admin.register(ModelVersion)
@@ -32,6 +56,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ["task", "status", "beats_baselines"]
     ordering = ["task", "-version"]
     actions = ["activate", "roll_back_task"]
+    inlines = [BacktestInline]
     fieldsets = [
         (None, {"fields": ["task", "version", "status", "activated_at", "beats_baselines"]}),
         (
@@ -73,7 +98,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="best baseline AUC")
     def best_baseline_auc(self, version: ModelVersion):
-        values = [version.metrics.get(name, {}).get("roc_auc") for name in ("recency", "logistic")]
+        values = [version.metrics.get(name, {}).get("roc_auc") for name, _ in BASELINES[1:]]
         values = [value for value in values if value is not None]
         return max(values) if values else None
 
@@ -92,11 +117,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="parameters")
     def parameters(self, version: ModelVersion) -> str:
         params = version.params
+        refit = params.get("refit_cutoffs") or []
+        bgnbd = params.get("bgnbd") or {}
         return format_html(
-            "{} trees; calibration {}; sample every {} customer(s); LightGBM {}",
+            "{} trees chosen on the validation snapshot, refit on {} snapshots{} ({}); sample every {} customer(s); "
+            "BG/NBD {}; LightGBM {}",
             params.get("best_iteration"),
-            params.get("calibration") or "none",
+            len(refit),
+            f" from {refit[0][:10]} to {refit[-1][:10]}" if refit else "",
+            weighting(params.get("half_life_days")),
             params.get("sample_stride"),
+            ", ".join(f"{key}={bgnbd[key]:.4g}" for key in ("r", "alpha", "a", "b") if key in bgnbd) or "not fitted",
             ", ".join(f"{key}={value}" for key, value in sorted(params.get("lightgbm", {}).items())),
         )
 
@@ -105,35 +136,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         metrics = version.metrics
         if "model" not in metrics:
             return "—"
-        header = format_html_join("", "<th>{}</th>", ((label,) for _, label in BASELINES))
-        rows = format_html_join(
-            "",
-            "<tr><th>{}</th>{}<td>{} is better</td></tr>",
-            (
-                (
-                    label,
-                    format_html_join("", "<td>{}</td>", ((f"{metrics[name][key]:.4f}",) for name, _ in BASELINES)),
-                    direction,
-                )
-                for key, label, direction in METRIC_LABELS
-            ),
-        )
         note = metrics.get("calibration_note", "")
-        return format_html("<table><tr><th></th>{}<th></th></tr>{}</table><p>{}</p>", header, rows, note)
+        return format_html("{}<p>{}</p>", metrics_html(metrics), note)
 
     @admin.display(description="charts")
     def curves(self, version: ModelVersion) -> str:
-        metrics = version.metrics
-        if "model" not in metrics:
-            return "—"
-        names = {label: metrics[name] for name, label in BASELINES}
-        # The SVG comes from ml.charts, which escapes every text and interpolates only numbers.
-        svg = (
-            charts.roc_chart({label: data["roc"] for label, data in names.items()})
-            + charts.gains_chart({label: data["gains"] for label, data in names.items()})
-            + charts.calibration_chart({label: data["calibration"] for label, data in names.items()})
-        )
-        return mark_safe(f'<div style="display:flex;flex-wrap:wrap;gap:1em">{svg}</div>')  # noqa: S308
+        return curves_html(version.metrics)
 
     @admin.display(description="feature importance (gain)")
     def importance(self, version: ModelVersion) -> str:
@@ -145,7 +153,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         report = version.fairness
         if not report:
             return "No report: the customers record no gender, age or country."
-        warnings = format_html_join("", "<li><strong>{}</strong></li>", ((warning,) for warning in report["warnings"]))
+        if report.get("warnings"):
+            warnings = format_html_join("", "<li>{}</li>", ((warning,) for warning in report["warnings"]))
+        else:
+            warnings = format_html(
+                "<li>No warning: no group's buyers are reached at under four fifths of the best-served group's rate, "
+                "and the model is calibrated within every group it can judge.</li>"
+            )
         sections = []
         for attribute, data in report["attributes"].items():
             rows = format_html_join(
@@ -153,43 +167,45 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        group["group"] + (" (small)" if group["small"] else ""),
+                        group["group"] + (" (too small to judge)" if group["small"] else ""),
                         group["customers"],
-                        _percent(group["selected_top_share"]),
-                        _percent(group["selected_threshold"]),
-                        _percent(group["tpr_top_share"]),
-                        _percent(group["tpr_threshold"]),
-                        _percent(group["mean_predicted"]),
                         _percent(group["observed_rate"]),
+                        _percent(group["mean_predicted"]),
+                        _percent(group["selected_top_share"]),
+                        _percent(group["tpr_top_share"]),
+                        _percent(group["selected_threshold"]),
+                        _percent(group["tpr_threshold"]),
                     )
                     for group in data["groups"]
                 ),
             )
             sections.append(
                 format_html(
-                    "<h4>{} (unknown: {}; selection ratio top decile {}, threshold {})</h4><table><tr><th>group</th>"
-                    "<th>customers</th><th>selected, top decile</th><th>selected, threshold</th><th>TPR, top decile</th>"
-                    "<th>TPR, threshold</th><th>mean predicted</th><th>observed</th></tr>{}</table>",
-                    attribute,
+                    "<h4>{} (unknown: {}; lowest true-positive-rate ratio: top share {}, threshold {})</h4>"
+                    "<table><tr><th>group</th><th>customers</th><th>bought</th><th>predicted</th>"
+                    "<th>selected, top share</th><th>buyers reached, top share</th><th>selected, threshold</th>"
+                    "<th>buyers reached, threshold</th></tr>{}</table>",
+                    attribute.replace("_", " "),
                     data["unknown"],
-                    data["impact_ratio_top_share"],
-                    data["impact_ratio_threshold"],
+                    data.get("tpr_ratio_top_share", "—"),
+                    data.get("tpr_ratio_threshold", "—"),
                     rows,
                 )
             )
         return format_html(
-            "<p>Threshold {}; top share {}.</p><ul>{}</ul>{}",
+            "<p>Top share {}; threshold {}. Selection rates are shown next to how many of each group actually bought; "
+            "a warning needs a difference their buying does not explain.</p><ul>{}</ul>{}",
+            _percent(report["top_share"]),
             report["threshold"],
-            report["top_share"],
             warnings,
-            format_html_join("", "{}", ((s,) for s in sections)),
+            format_html_join("", "{}", ((section,) for section in sections)),
         )
 
     @admin.display(description="model card")
     def model_card(self, version: ModelVersion) -> str:
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', version.card)
 
-    @admin.action(description="Activate the selected version (it must beat both baselines)")
+    @admin.action(description="Activate the selected version (it must beat every baseline)")
     def activate(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
@@ -213,8 +229,78 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, f"Rolled back: {version} is active again, with its stored scores.")
 
 
+def curves_html(metrics: dict) -> str:
+    """Return the ROC, gains and calibration charts of the model and its baselines."""
+    if "model" not in metrics:
+        return "—"
+    names = {label: metrics[name] for name, label in _columns(metrics)}
+    # The SVG comes from ml.charts, which escapes every text and interpolates only numbers.
+    svg = (
+        charts.roc_chart({label: data["roc"] for label, data in names.items()})
+        + charts.gains_chart({label: data["gains"] for label, data in names.items()})
+        + charts.calibration_chart({label: data["calibration"] for label, data in names.items()})
+    )
+    return mark_safe(f'<div style="display:flex;flex-wrap:wrap;gap:1em">{svg}</div>')  # noqa: S308
+
+
+def metrics_html(metrics: dict) -> str:
+    """Return the model and its baselines side by side as an HTML table, one metric per row."""
+    columns = _columns(metrics)
+    header = format_html_join("", "<th>{}</th>", ((label,) for _, label in columns))
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th>{}<td>{} is better</td></tr>",
+        (
+            (
+                label,
+                format_html_join("", "<td>{}</td>", ((f"{metrics[name][key]:.4f}",) for name, _ in columns)),
+                direction,
+            )
+            for key, label, direction in METRIC_LABELS
+        ),
+    )
+    return format_html("<table><tr><th></th>{}<th></th></tr>{}</table>", header, rows)
+
+
 def _percent(value) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
+
+
+@admin.register(Backtest)
+class BacktestAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "as_of", "horizon_days", "customers", "positives", "model_roc_auc", "model_pr_auc", "ahead"]
+    list_filter = ["horizon_days"]
+    fields = ["model_version", "as_of", "horizon_days", "customers", "positives", "figures", "curves", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # backtests come from `manage.py backtest_propensity`
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="ROC AUC")
+    def model_roc_auc(self, backtest: Backtest):
+        return backtest.metrics.get("model", {}).get("roc_auc")
+
+    @admin.display(description="PR AUC")
+    def model_pr_auc(self, backtest: Backtest):
+        return backtest.metrics.get("model", {}).get("pr_auc")
+
+    @admin.display(description="ahead of every baseline on ROC and PR AUC", boolean=True)
+    def ahead(self, backtest: Backtest) -> bool:
+        metrics = backtest.metrics
+        return all(
+            metrics["model"][key] > metrics[name][key] for name, _ in _columns(metrics)[1:] for key in ("roc_auc", "pr_auc")
+        )
+
+    @admin.display(description="model against baselines, judged on who ordered within the horizon")
+    def figures(self, backtest: Backtest) -> str:
+        return metrics_html(backtest.metrics)
+
+    @admin.display(description="charts")
+    def curves(self, backtest: Backtest) -> str:
+        return curves_html(backtest.metrics)
 
 
 @admin.register(ScoringRun)
@@ -283,22 +369,12 @@ class ScoreInline(admin.TabularInline):
 
     @admin.display(description="top reasons")
     def reason_list(self, score: Score) -> str:
-        return (
-            format_html_join(
-                "",
-                "<div>{} = {} ({} {})</div>",
-                (
-                    (
-                        reason["feature"],
-                        reason["value"],
-                        "raises" if reason["effect"] > 0 else "lowers",
-                        f"{abs(reason['effect']):.3f}",
-                    )
-                    for reason in score.reasons
-                ),
-            )
-            or "—"
-        )
+        # Reasons are computed on demand for the active version (the one campaigns read), stored ones shown for others.
+        if score.model_version.status == ModelStatus.ACTIVE:
+            reasons = reasons_for(score)
+        else:
+            reasons = worded(score.reasons, score.model_version.horizon_days) if score.reasons else []
+        return format_html_join("", "<div>{}</div>", ((reason["text"],) for reason in reasons)) or "—"
 
 
 class CustomerWithScoresAdmin(CustomerAdmin):

@@ -186,3 +186,15 @@ def evaluate(y: ArrayLike, p: ArrayLike) -> dict[str, Any]:
 def _rounded(value: float) -> float:
     """Return ``value`` as a plain float with the stored precision."""
     return round(float(value), DECIMALS)
+
+
+TABLE_COLUMNS = (("model", "model"), ("recency", "recency"), ("logistic", "logistic"), ("bgnbd", "BG/NBD"))
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[str]:
+    """Return the model and its baselines side by side, one metric per line, as plain text."""
+    columns = [(key, label) for key, label in TABLE_COLUMNS if key in metrics]
+    lines = [f"{'':<18}" + "".join(f"{label:>10}" for _, label in columns)]
+    for key, label, _ in METRIC_LABELS:
+        lines.append(f"{label:<18}" + "".join(f"{metrics[name][key]:>10.4f}" for name, _ in columns))
+    return lines

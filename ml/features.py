@@ -1,8 +1,10 @@
 """Purchase-propensity features of each customer as of a cutoff.
 
 Pure: `ml/queries.py` reads one row of aggregates per customer (everything strictly before the
-cutoff, in epoch seconds and plain numbers), and `build_features` turns that frame into the model's
-matrix. Nothing here knows about Django. The order of `FEATURE_NAMES` is the model's contract:
+cutoff, in epoch seconds and plain numbers), `build_base_features` turns that frame into the
+features read from the shop's history, and `add_buying_features` adds the BG/NBD model's view of
+each customer, with the parameters fitted on the same snapshot (training) or stored with the
+version (scoring). Nothing here knows about Django. The order of `FEATURE_NAMES` is the model's contract:
 a trained model records it, and scoring refuses a frame whose columns differ in name or order.
 
 Sensitive attributes (gender, age, country) are never features; the fairness report reads them
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from ml.bgnbd import BgNbd, NotFitted, fit_bgnbd
 
 SECONDS_PER_DAY = 86_400.0
 ORDER_WINDOWS_DAYS = (7, 30, 90, 365)
@@ -35,7 +39,8 @@ ENGAGEMENT_EVENTS = (
 
 def aggregate_columns() -> list[str]:
     """Return the columns `ml.queries` must deliver, in order, besides `customer_id`."""
-    columns = ["first_seen_t", "orders_all", "revenue_all", "first_order_t", "last_order_t", "returned_orders"]
+    columns = ["first_seen_t", "orders_all", "order_days_all", "revenue_all", "first_order_t", "last_order_t"]
+    columns.append("returned_orders")
     for days in ORDER_WINDOWS_DAYS:
         columns += [f"orders_{days}d", f"revenue_{days}d"]
     columns += [
@@ -52,8 +57,9 @@ def aggregate_columns() -> list[str]:
     return columns
 
 
-def _feature_names() -> tuple[str, ...]:
-    names = ["tenure_days", "days_since_first_order", "days_since_last_order", "orders_total", "revenue_total"]
+def _base_feature_names() -> tuple[str, ...]:
+    names = ["tenure_days", "days_since_first_order", "days_since_last_order", "orders_total", "order_days_total"]
+    names.append("revenue_total")
     for days in ORDER_WINDOWS_DAYS:
         names += [f"orders_{days}d", f"revenue_{days}d"]
     names += [
@@ -71,11 +77,83 @@ def _feature_names() -> tuple[str, ...]:
     return tuple(names)
 
 
-FEATURE_NAMES = _feature_names()
+# Read from the database as of the cutoff.
+BASE_FEATURE_NAMES = _base_feature_names()
+# The BG/NBD model's view of each customer (ml.bgnbd), from the base features and the model's four
+# parameters: the field's standard summary of a buying history, given to the trees as two numbers.
+BUYING_FEATURE_NAMES = ("bgnbd_p_alive", "bgnbd_p_order")
+# The same for every customer of a snapshot: how busy the shop was, a year earlier, in the horizon ahead.
+# It lets the model learn each season's buying rate, and which customers the season moves.
+SHOP_FEATURE_NAMES = ("season_index",)
+FEATURE_NAMES = BASE_FEATURE_NAMES + BUYING_FEATURE_NAMES + SHOP_FEATURE_NAMES
+SEASON_YEAR_DAYS = 365
 
 
-def build_features(aggregates: pd.DataFrame, as_of_t: float) -> pd.DataFrame:
+def build_features(
+    aggregates: pd.DataFrame,
+    as_of_t: float,
+    buying: BgNbd | None = None,
+    horizon_days: float = 90,
+    season: float = 1.0,
+) -> pd.DataFrame:
     """Return the feature matrix (index `customer_id`, columns `FEATURE_NAMES`) for aggregates read as of `as_of_t`."""
+    return add_buying_features(build_base_features(aggregates, as_of_t), buying, horizon_days, season)
+
+
+def season_index(window_orders: int, year_orders: int, horizon_days: float) -> float:
+    """Return the orders of one horizon against an average horizon of the same year; 1.0 without orders."""
+    if year_orders <= 0:
+        return 1.0
+    return round(window_orders / (year_orders * horizon_days / SEASON_YEAR_DAYS), 6)
+
+
+def buying_histories(base: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return BG/NBD's (x, t_x, T) in days and which customers have bought, from base features.
+
+    x counts repeat order days after the first, t_x the days from the first order to the last,
+    T the days from the first order to the cutoff; customers without an order get zeros.
+    """
+    buyer = base["orders_total"].to_numpy() > 0
+    # Whole days, the model's period: customers alike share one likelihood term when it is fitted.
+    since_first = np.floor(base["days_since_first_order"].to_numpy())
+    since_last = np.floor(base["days_since_last_order"].to_numpy())
+    x = np.where(buyer, np.maximum(base["order_days_total"].to_numpy() - 1, 0), 0.0)
+    T = np.where(buyer, since_first, 0.0)
+    t_x = np.where(buyer, np.clip(since_first - since_last, 0.0, T), 0.0)
+    return x, t_x, T, buyer
+
+
+def fit_buying_model(base: pd.DataFrame) -> BgNbd | None:
+    """Fit BG/NBD on the buyers of a base-feature frame, or return None when their histories cannot support it."""
+    x, t_x, T, buyer = buying_histories(base)
+    try:
+        return fit_bgnbd(x[buyer], t_x[buyer], T[buyer])
+    except NotFitted:
+        return None
+
+
+def add_buying_features(
+    base: pd.DataFrame, buying: BgNbd | None, horizon_days: float, season: float = 1.0
+) -> pd.DataFrame:
+    """Return the frame with BG/NBD's P(alive) and P(an order within the horizon), and the season index.
+
+    The BG/NBD columns are 0 for customers who never ordered, or when no model could be fitted.
+    """
+    frame = base[list(BASE_FEATURE_NAMES)].copy()
+    alive = np.zeros(len(frame))
+    order = np.zeros(len(frame))
+    if buying is not None and len(frame):
+        x, t_x, T, buyer = buying_histories(frame)
+        alive[buyer] = buying.probability_alive(x[buyer], t_x[buyer], T[buyer])
+        order[buyer] = buying.probability_of_purchase(x[buyer], t_x[buyer], T[buyer], horizon_days)
+    frame["bgnbd_p_alive"] = alive
+    frame["bgnbd_p_order"] = order
+    frame["season_index"] = float(season)
+    return frame
+
+
+def build_base_features(aggregates: pd.DataFrame, as_of_t: float) -> pd.DataFrame:
+    """Return the features read from the database (columns `BASE_FEATURE_NAMES`) for aggregates as of `as_of_t`."""
     missing = [column for column in ["customer_id", *aggregate_columns()] if column not in aggregates.columns]
     if missing:
         raise ValueError(f"aggregates lack the columns {', '.join(missing)}")
@@ -91,6 +169,7 @@ def build_features(aggregates: pd.DataFrame, as_of_t: float) -> pd.DataFrame:
             "days_since_first_order": _days_since(frame["first_order_t"], as_of_t, cap=NEVER_DAYS),
             "days_since_last_order": _days_since(frame["last_order_t"], as_of_t, cap=NEVER_DAYS),
             "orders_total": orders,
+            "order_days_total": count("order_days_all"),
             "revenue_total": revenue,
         }
         for days in ORDER_WINDOWS_DAYS:
@@ -115,7 +194,7 @@ def build_features(aggregates: pd.DataFrame, as_of_t: float) -> pd.DataFrame:
         for days in EVENT_WINDOWS_DAYS:
             features[f"{name}_{days}d"] = count(f"{name}_{days}d")
         features[f"days_since_{name}"] = _days_since(frame[f"last_{name}_t"], as_of_t, cap=NO_EVENT_DAYS)
-    return pd.DataFrame(features, index=frame.index, columns=list(FEATURE_NAMES)).astype(float)
+    return pd.DataFrame(features, index=frame.index, columns=list(BASE_FEATURE_NAMES)).astype(float)
 
 
 def _days_since(moments: pd.Series, as_of_t: float, cap: float) -> np.ndarray:

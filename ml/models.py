@@ -62,7 +62,10 @@ class Score(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
     probability = models.FloatField()
     decile = models.PositiveSmallIntegerField(help_text="1 = the tenth most likely to act, 10 = the least.")
-    reasons = models.JSONField(default=list, blank=True, help_text="The three features that moved this score most.")
+    reasons = models.JSONField(
+        null=True, blank=True, default=None,
+        help_text="The three features that moved this score most; computed when first asked for (NULL until then).",
+    )
     scored_at = models.DateTimeField(help_text="The moment the features were read as of.")
 
     class Meta:
@@ -91,6 +94,7 @@ class ScoringRun(models.Model):
     decile_cut_points = models.JSONField(
         default=list, blank=True, help_text="Nine probabilities between deciles, from a sample scored first."
     )
+    season_index = models.FloatField(default=1.0, help_text="The season index every chunk reads its features with.")
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -136,3 +140,21 @@ class ScoringChunk(models.Model):
 
     def __str__(self) -> str:
         return f"customers {self.first_id}–{self.last_id} ({self.status})"
+
+
+class Backtest(models.Model):
+    """A version trained on data before `as_of`, judged with its baselines on who ordered in the next horizon."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="backtests")
+    as_of = models.DateTimeField(help_text="Trained on data before this moment; customers scored as of it.")
+    horizon_days = models.PositiveIntegerField()
+    customers = models.PositiveIntegerField(help_text="Customers known at as_of, every one scored.")
+    positives = models.PositiveIntegerField(help_text="Those who ordered within the horizon after as_of.")
+    metrics = models.JSONField(default=dict, help_text="The model and each baseline, judged the same way.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Backtest of {self.model_version} as of {self.as_of:%Y-%m-%d}"

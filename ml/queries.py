@@ -12,9 +12,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from django.db import connection
+from django.db.models import Count, Q
 
 from marketing.models import Customer, Event, Order, OrderLine, OrderStatus, Product
-from ml.features import ENGAGEMENT_EVENTS, EVENT_WINDOWS_DAYS, ORDER_WINDOWS_DAYS, aggregate_columns, window_starts
+from ml.features import (
+    ENGAGEMENT_EVENTS,
+    EVENT_WINDOWS_DAYS,
+    ORDER_WINDOWS_DAYS,
+    SEASON_YEAR_DAYS,
+    aggregate_columns,
+    season_index,
+    window_starts,
+)
 
 RETURNED_STATUSES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value)
 # One chunk of customers is one statement; its cost grows with their orders and events, not with
@@ -33,6 +42,13 @@ def _epoch(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"date_part('epoch', {column})"  # double precision; EXTRACT would build numerics
     return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+def _day(epoch_column: str) -> str:
+    """Return the UTC day number of an epoch-seconds column (PostgreSQL rounds a cast to integer; SQLite truncates)."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR({epoch_column} / 86400.0)"
+    return f"CAST({epoch_column} / 86400 AS INTEGER)"
 
 
 def _moment(epoch_s: float) -> str:
@@ -86,7 +102,8 @@ WITH c AS (
            CASE WHEN status IN ({returned}) THEN 0 ELSE 1 END AS kept
     FROM {order} WHERE customer_id BETWEEN %s AND %s AND placed_at < %s
 ), oa AS (
-    SELECT customer_id, SUM(kept) AS orders_all, {_sum_if("kept = 1", "total")} AS revenue_all,
+    SELECT customer_id, SUM(kept) AS orders_all, COUNT(DISTINCT CASE WHEN kept = 1 THEN {_day("t")} END) AS order_days_all,
+           {_sum_if("kept = 1", "total")} AS revenue_all,
            MIN(CASE WHEN kept = 1 THEN t END) AS first_order_t, MAX(CASE WHEN kept = 1 THEN t END) AS last_order_t,
            SUM(1 - kept) AS returned_orders, {", ".join(order_windows)},
            {_sum_if(previous, "total")} AS revenue_prev_90d
@@ -113,7 +130,7 @@ WITH c AS (
 ), ea AS (
     SELECT customer_id, {", ".join(event_columns)} FROM en GROUP BY customer_id
 )
-SELECT c.id AS customer_id, c.first_seen_t, oa.orders_all, oa.revenue_all, oa.first_order_t, oa.last_order_t,
+SELECT c.id AS customer_id, c.first_seen_t, oa.orders_all, oa.order_days_all, oa.revenue_all, oa.first_order_t, oa.last_order_t,
        oa.returned_orders, {", ".join(f"oa.orders_{d}d, oa.revenue_{d}d" for d in ORDER_WINDOWS_DAYS)},
        oa.revenue_prev_90d, ga.gap_n, ga.gap_sum_d, ga.gap_sq_sum_d, la.items_all, la.categories,
        la.top_category_share, {event_outputs}
@@ -139,6 +156,19 @@ def read_aggregates(as_of: datetime, first_id: int, last_id: int) -> pd.DataFram
     # far faster than a per-cell DataFrame construction.
     frame = pd.DataFrame(np.array(rows, dtype=np.float64), columns=columns)
     return frame.astype({"customer_id": "int64"})
+
+
+def read_season_index(cutoff: datetime, horizon_days: int) -> float:
+    """Return how busy the horizon after `cutoff` was a year earlier, against that year's average (1.0 when unknown)."""
+    year = timedelta(days=SEASON_YEAR_DAYS)
+    kept = Order.objects.exclude(status__in=RETURNED_STATUSES)
+    first = kept.order_by("placed_at").values_list("placed_at", flat=True).first()
+    if first is None or first > cutoff - year:
+        return 1.0
+    counts = kept.filter(placed_at__gte=cutoff - year, placed_at__lt=cutoff).aggregate(
+        window=Count("pk", filter=Q(placed_at__lt=cutoff - year + timedelta(days=horizon_days))), year=Count("pk")
+    )
+    return season_index(counts["window"], counts["year"], horizon_days)
 
 
 def read_labels(cutoff: datetime, horizon_days: int, first_id: int, last_id: int) -> set[int]:

@@ -2,7 +2,7 @@
 
 The Django shell around `ml.training`: it reads snapshots through `ml.queries`, checks the data
 gates, trains, writes the fairness report and model card, and stores everything on a
-`ModelVersion` row. A version becomes active only if it beats both baselines, unless forced.
+`ModelVersion` row. A version becomes active only if it beats every baseline, unless forced.
 """
 
 import math
@@ -19,9 +19,17 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from marketing.models import Customer, Order
-from ml.card import model_card
+from ml.bgnbd import BgNbd
+from ml.card import BASELINE_LABELS, model_card
 from ml.fairness import age_band, fairness_report
-from ml.features import FEATURE_NAMES, FeatureMismatch, build_features, check_feature_names
+from ml.features import (
+    FEATURE_NAMES,
+    FeatureMismatch,
+    add_buying_features,
+    build_base_features,
+    check_feature_names,
+    fit_buying_model,
+)
 from ml.models import PURCHASE_PROPENSITY, ModelStatus, ModelVersion
 from ml.queries import (
     READ_CHUNK_CUSTOMERS,
@@ -29,17 +37,20 @@ from ml.queries import (
     customer_id_ranges,
     read_aggregates,
     read_labels,
+    read_season_index,
     sensitive_attributes,
 )
 from ml.scoring import Scorer
 from ml.training import (
+    BASELINES,
     DataFacts,
     Minimums,
     NotEnoughData,
     Snapshot,
+    SnapshotPlan,
     TrainingResult,
+    plan_snapshots,
     required_history_days,
-    snapshot_cutoffs,
     train_propensity,
     unmet_minimums,
 )
@@ -79,7 +90,10 @@ def minimums(horizon_days: int) -> Minimums:
 
 
 def read_snapshot(cutoff: datetime, horizon_days: int, stride: int) -> Snapshot:
-    """Read every (sampled) customer's features as of `cutoff` and their label in the following horizon."""
+    """Read every (sampled) customer's features as of `cutoff` and their label in the following horizon.
+
+    The BG/NBD behind the buying features is fitted on the same customers' histories before the cutoff.
+    """
     ranges = customer_id_ranges(cutoff, READ_CHUNK_CUSTOMERS, stride)
     threads = min(settings.ML_READ_THREADS, len(ranges))
     if threads > 1:
@@ -90,14 +104,18 @@ def read_snapshot(cutoff: datetime, horizon_days: int, stride: int) -> Snapshot:
         parts = [_read_part(cutoff, horizon_days, bounds) for bounds in ranges]
     if not parts:
         return Snapshot(cutoff, pd.DataFrame(columns=list(FEATURE_NAMES), dtype=float), np.empty(0, dtype=np.int8))
-    return Snapshot(cutoff, pd.concat([part[0] for part in parts]), np.concatenate([part[1] for part in parts]))
+    base = pd.concat([part[0] for part in parts])
+    buying = fit_buying_model(base)
+    season = read_season_index(cutoff, horizon_days)
+    labels = np.concatenate([part[1] for part in parts])
+    return Snapshot(cutoff, add_buying_features(base, buying, horizon_days, season), labels, buying, season)
 
 
 def _read_part(cutoff: datetime, horizon_days: int, bounds: tuple[int, int]) -> tuple[pd.DataFrame, np.ndarray]:
     first_id, last_id = bounds
-    features = build_features(read_aggregates(cutoff, first_id, last_id), cutoff.timestamp())
+    base = build_base_features(read_aggregates(cutoff, first_id, last_id), cutoff.timestamp())
     bought = read_labels(cutoff, horizon_days, first_id, last_id)
-    return features, np.fromiter((pk in bought for pk in features.index), dtype=np.int8, count=len(features))
+    return base, np.fromiter((pk in bought for pk in base.index), dtype=np.int8, count=len(base))
 
 
 def _read_part_closing(cutoff: datetime, horizon_days: int, bounds: tuple[int, int]):
@@ -107,29 +125,58 @@ def _read_part_closing(cutoff: datetime, horizon_days: int, bounds: tuple[int, i
         connections.close_all()  # this thread's connections only
 
 
-def train_model(options: TrainingOptions) -> ModelVersion:
-    """Train a new version on data up to `options.as_of`, register it, and activate it if asked and earned."""
+def training_stride(population: int, snapshots: int) -> int:
+    """Return the sampling stride that keeps each snapshot and all of them together within the row budget."""
+    per_snapshot = math.ceil(population / settings.ML_TRAINING_MAX_CUSTOMERS)
+    overall = math.ceil(population * max(snapshots, 1) / settings.ML_TRAINING_MAX_ROWS)
+    return max(1, per_snapshot, overall)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A training run before it is registered: the plan, the snapshots read and the result."""
+
+    options: TrainingOptions
+    plan: SnapshotPlan
+    snapshots: dict[datetime, Snapshot]
+    result: TrainingResult
+    stride: int
+
+    @property
+    def validation(self) -> Snapshot:
+        return self.snapshots[self.plan.validation]
+
+
+def train_run(options: TrainingOptions) -> TrainedRun:
+    """Check the data gates, read the planned snapshots and train; nothing is stored."""
     as_of, horizon = options.as_of, options.horizon_days
     facts = measure_data(as_of)
     reasons = unmet_minimums(facts, minimums(horizon))
     if reasons:
         raise NotEnoughData(reasons)
-    history_start = as_of - timedelta(days=facts.history_days)
-    training_cutoffs, validation_cutoff = snapshot_cutoffs(
-        as_of, horizon, history_start, settings.ML_SNAPSHOTS, settings.ML_MIN_FEATURE_DAYS
+    plan = plan_snapshots(
+        as_of,
+        horizon,
+        history_start=as_of - timedelta(days=facts.history_days),
+        step_days=settings.ML_SNAPSHOT_STEP_DAYS,
+        max_tuning_snapshots=settings.ML_SNAPSHOTS,
+        minimum_feature_days=settings.ML_MIN_FEATURE_DAYS,
     )
-    population = Customer.objects.known_at(as_of).count()
-    stride = max(1, math.ceil(population / settings.ML_TRAINING_MAX_CUSTOMERS))
-    training = [read_snapshot(cutoff, horizon, stride) for cutoff in training_cutoffs]
-    validation = read_snapshot(validation_cutoff, horizon, stride)
+    stride = training_stride(Customer.objects.known_at(as_of).count(), len(plan.cutoffs))
+    snapshots = {cutoff: read_snapshot(cutoff, horizon, stride) for cutoff in plan.cutoffs}
     result = train_propensity(
-        training,
-        validation,
+        [snapshots[cutoff] for cutoff in plan.tuning],
+        snapshots[plan.validation],
+        [snapshots[cutoff] for cutoff in plan.refit],
         params={"num_threads": settings.ML_TRAINING_THREADS},
-        calibration_tolerance=settings.ML_CALIBRATION_TOLERANCE,
     )
-    fairness = _fairness(validation, result, as_of)
-    version = _register(options, result, fairness, training_cutoffs, validation_cutoff, stride)
+    return TrainedRun(options, plan, snapshots, result, stride)
+
+
+def train_model(options: TrainingOptions) -> ModelVersion:
+    """Train a new version on data up to `options.as_of`, register it, and activate it if asked and earned."""
+    run = train_run(options)
+    version = register(run)
     if options.activate:
         activate_version(version, force=options.force)
     return version
@@ -152,14 +199,11 @@ def _fairness(validation: Snapshot, result: TrainingResult, as_of: datetime) -> 
     )
 
 
-def _register(
-    options: TrainingOptions,
-    result: TrainingResult,
-    fairness: dict,
-    training_cutoffs: list[datetime],
-    validation_cutoff: datetime,
-    stride: int,
-) -> ModelVersion:
+def register(run: TrainedRun) -> ModelVersion:
+    """Store a trained run as the task's next version, with its metrics, fairness report and model card."""
+    options, result, plan = run.options, run.result, run.plan
+    fairness = _fairness(run.validation, result, options.as_of)
+    buying = run.validation.buying
     with transaction.atomic():
         # Lock the task's versions (an aggregate cannot take FOR UPDATE) so two trainings number apart.
         taken = (
@@ -169,8 +213,11 @@ def _register(
         params = {
             "lightgbm": {key: value for key, value in result.params.items() if key != "num_threads"},
             "best_iteration": result.best_iteration,
-            "calibration": list(result.calibration) if result.calibration else None,
-            "sample_stride": stride,
+            "half_life_days": result.half_life_days,
+            "calibration": None,
+            "bgnbd": buying.as_dict() if buying is not None else None,
+            "sample_stride": run.stride,
+            "refit_cutoffs": [cutoff.isoformat() for cutoff in plan.refit],
         }
         metrics = result.metrics | {"importance": [[name, round(gain, 3)] for name, gain in result.importance]}
         card = model_card(
@@ -178,13 +225,16 @@ def _register(
                 "version": number,
                 "horizon_days": options.horizon_days,
                 "as_of": options.as_of,
-                "validation_cutoff": validation_cutoff,
+                "validation_cutoff": plan.validation,
+                "refit_cutoffs": plan.refit,
                 "feature_names": FEATURE_NAMES,
                 "metrics": metrics,
                 "fairness": fairness,
                 "beats_baselines": result.beats_baselines,
                 "best_iteration": result.best_iteration,
                 "importance": result.importance,
+                "bgnbd": params["bgnbd"],
+                "half_life_days": result.half_life_days,
             }
         )
         return ModelVersion.objects.create(
@@ -192,14 +242,14 @@ def _register(
             version=number,
             horizon_days=options.horizon_days,
             as_of=options.as_of,
-            training_from=training_cutoffs[0],
-            training_to=validation_cutoff,
+            training_from=plan.refit[0],
+            training_to=plan.validation,
             feature_names=list(FEATURE_NAMES),
             params=params,
             metrics=metrics,
             fairness=fairness,
             beats_baselines=result.beats_baselines,
-            artifact=result.booster.model_to_string(num_iteration=result.best_iteration),
+            artifact=result.booster.model_to_string(),
             card=card,
         )
 
@@ -209,11 +259,9 @@ def activate_version(version: ModelVersion, force: bool = False) -> ModelVersion
     if version.status == ModelStatus.ACTIVE:
         return version
     if not force and not version.beats_baselines:
-        model, recency, logistic = (version.metrics.get(name, {}) for name in ("model", "recency", "logistic"))
         raise ActivationRefused(
-            f"{version} does not beat both baselines on the validation snapshot (ROC AUC {model.get('roc_auc')} vs "
-            f"recency {recency.get('roc_auc')} and logistic {logistic.get('roc_auc')}; log loss {model.get('log_loss')} "
-            f"vs {recency.get('log_loss')} and {logistic.get('log_loss')}); activate it with force to override"
+            f"{version} does not beat every baseline on the validation snapshot ({_versus(version.metrics)}); "
+            "activate it with force to override"
         )
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(task=version.task).exclude(pk=version.pk).filter(
@@ -222,6 +270,16 @@ def activate_version(version: ModelVersion, force: bool = False) -> ModelVersion
         version.status, version.activated_at = ModelStatus.ACTIVE, timezone.now()
         version.save(update_fields=["status", "activated_at"])
     return version
+
+
+def _versus(metrics: dict) -> str:
+    """Return "ROC AUC 0.8 vs recency 0.7, logistic 0.75, BG/NBD 0.78; log loss …" for the metrics present."""
+    names = [name for name in BASELINES if name in metrics]
+    return "; ".join(
+        f"{label} {metrics['model'].get(key)} vs "
+        + ", ".join(f"{BASELINE_LABELS[name]} {metrics[name].get(key)}" for name in names)
+        for key, label in (("roc_auc", "ROC AUC"), ("log_loss", "log loss"))
+    )
 
 
 def roll_back(task: str = PURCHASE_PROPENSITY) -> ModelVersion:
@@ -251,10 +309,13 @@ def scorer_for(version: ModelVersion) -> Scorer:
     key = (version.pk, len(version.artifact))
     with _scorers_lock:
         if key not in _scorers:
+            buying = version.params.get("bgnbd")
             _scorers[key] = Scorer(
                 version.artifact,
                 version.feature_names,
                 version.params.get("calibration"),
                 threads=settings.ML_SCORING_THREADS,
+                buying=BgNbd.from_dict(buying) if buying else None,
+                horizon_days=version.horizon_days,
             )
         return _scorers[key]

@@ -17,13 +17,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ml.features import build_features
 from ml.models import PURCHASE_PROPENSITY, ChunkStatus, ModelVersion, RunStatus, Score, ScoringChunk, ScoringRun
-from ml.queries import READ_CHUNK_CUSTOMERS, customer_ids, id_ranges, read_aggregates
+from ml.queries import READ_CHUNK_CUSTOMERS, customer_ids, id_ranges, read_aggregates, read_season_index
 from ml.registry import scorer_for
-from ml.scoring import ScoredCustomers, assign_deciles, decile_cut_points
+from ml.scoring import assign_deciles, decile_cut_points
 
 MAX_CHUNK_ATTEMPTS = 3
+NULL = "\\N"  # COPY's NULL
 
 
 class NoActiveModel(Exception):
@@ -39,8 +39,9 @@ def start_scoring_run(as_of: datetime | None = None, task: str = PURCHASE_PROPEN
     as_of = as_of or timezone.now()
     ids = customer_ids(as_of)  # read once: the sample and the chunks both split these
     stride = max(1, math.ceil(len(ids) / settings.ML_DECILE_SAMPLE_CUSTOMERS))
+    season = read_season_index(as_of, version.horizon_days)
     sample = [
-        scorer.probability(build_features(read_aggregates(as_of, first, last), as_of.timestamp()))
+        scorer.probability(scorer.features(read_aggregates(as_of, first, last), as_of.timestamp(), season))
         for first, last in id_ranges(ids, READ_CHUNK_CUSTOMERS, stride)
     ]
     cut_points = decile_cut_points(_concatenate(sample))
@@ -53,6 +54,7 @@ def start_scoring_run(as_of: datetime | None = None, task: str = PURCHASE_PROPEN
             chunk_customers=chunk_customers,
             chunks_total=len(ranges),
             decile_cut_points=cut_points,
+            season_index=season,
             status=RunStatus.RUNNING if ranges else RunStatus.DONE,
             finished_at=None if ranges else timezone.now(),
         )
@@ -82,11 +84,14 @@ def score_chunk(chunk_id: int) -> int:
             return 0
         run = ScoringRun.objects.select_related("model_version").get(pk=chunk.run_id)
         scorer = scorer_for(run.model_version)
-        features = build_features(read_aggregates(run.as_of, chunk.first_id, chunk.last_id), run.as_of.timestamp())
-        scored = scorer.score(features)
-        write_scores(run, chunk, scored, assign_deciles(scored.probability, run.decile_cut_points))
+        aggregates = read_aggregates(run.as_of, chunk.first_id, chunk.last_id)
+        features = scorer.features(aggregates, run.as_of.timestamp(), run.season_index)
+        probability = scorer.probability(features)
+        deciles = assign_deciles(probability, run.decile_cut_points)
+        reasons = bulk_reasons(scorer, features, deciles, settings.ML_REASONS_TOP_DECILES)
+        write_scores(run, chunk, features.index.to_numpy(dtype=np.int64), probability, deciles, reasons)
         now = timezone.now()
-        chunk.status, chunk.customers, chunk.finished_at = ChunkStatus.DONE, len(scored.customer_ids), now
+        chunk.status, chunk.customers, chunk.finished_at = ChunkStatus.DONE, len(features), now
         chunk.attempts += 1
         chunk.save(update_fields=["status", "customers", "finished_at", "attempts"])
         # Concurrent chunks serialise on the run row here; exactly one of them sees the last chunk done.
@@ -117,18 +122,28 @@ def record_chunk_failure(chunk_id: int, error: str) -> None:
         chunk.save(update_fields=["attempts", "error", "status"])
 
 
-def write_scores(run: ScoringRun, chunk: ScoringChunk, scored: ScoredCustomers, deciles) -> None:
+def bulk_reasons(scorer, features, deciles: np.ndarray, top_deciles: int) -> list[str | None]:
+    """Return the JSON reasons of the customers in the `top_deciles` most likely deciles, None for the rest."""
+    reasons: list[str | None] = [None] * len(features)
+    wanted = np.flatnonzero(deciles <= top_deciles)
+    if len(wanted):
+        for row, text in zip(wanted.tolist(), scorer.score(features.iloc[wanted]).reasons, strict=True):
+            reasons[row] = text
+    return reasons
+
+
+def write_scores(run: ScoringRun, chunk: ScoringChunk, customer_ids, probability, deciles, reasons) -> None:
     """Replace the version's scores of the chunk's id range with these, in bulk."""
     version_id = run.model_version_id
     Score.objects.filter(
         model_version_id=version_id, customer_id__gte=chunk.first_id, customer_id__lte=chunk.last_id
     ).delete()
-    rows = zip(scored.customer_ids.tolist(), scored.probability.tolist(), deciles.tolist(), scored.reasons, strict=True)
+    rows = zip(customer_ids.tolist(), probability.tolist(), deciles.tolist(), reasons, strict=True)
     if connection.vendor == "postgresql":
         scored_at = run.as_of.isoformat()
         payload = "".join(
-            f"{customer}\t{version_id}\t{probability!r}\t{decile}\t{_copy_escape(reasons)}\t{scored_at}\n"
-            for customer, probability, decile, reasons in rows
+            f"{customer}\t{version_id}\t{p!r}\t{decile}\t{_copy_escape(text) if text is not None else NULL}\t{scored_at}\n"
+            for customer, p, decile, text in rows
         )
         columns = "customer_id, model_version_id, probability, decile, reasons, scored_at"
         with (
@@ -142,12 +157,12 @@ def write_scores(run: ScoringRun, chunk: ScoringChunk, scored: ScoredCustomers, 
             Score(
                 customer_id=customer,
                 model_version_id=version_id,
-                probability=probability,
+                probability=p,
                 decile=decile,
-                reasons=json.loads(reasons),
+                reasons=json.loads(text) if text is not None else None,
                 scored_at=run.as_of,
             )
-            for customer, probability, decile, reasons in rows
+            for customer, p, decile, text in rows
         ),
         batch_size=500,
     )

@@ -1,10 +1,22 @@
-"""Train a purchase-propensity model on rolling snapshots and judge it against two baselines.
+"""Train a purchase-propensity model on rolling snapshots and judge it against three baselines.
 
 Pure: snapshots arrive as feature frames with labels, results leave as a dataclass holding the
 booster and plain-data metrics. A snapshot's label is "placed an order within H days after its
-cutoff". The validation snapshot is the most recent one whose label window is complete (cutoff =
-as_of - H); training snapshots are older still and their label windows end before the validation
-cutoff, so no label the model learns from overlaps the period it is judged on.
+cutoff". Three sets of snapshots, from one plan (`plan_snapshots`):
+
+- the validation snapshot is the most recent one whose label window is complete (as_of − H);
+- tuning snapshots are older still, and their label windows end before the validation cutoff, so
+  no label they teach overlaps the period the model is judged on; every candidate configuration,
+  how fast older snapshots lose weight, and the number of trees are chosen on the validation
+  snapshot (lowest log loss);
+- the shipped model is then refitted, with the chosen configuration, on every complete snapshot:
+  the tuning ones, those between them and the validation cutoff, and the validation one, so that it
+  learns from the freshest outcomes the shop has. The figures reported stay the honest validation
+  ones of the chosen configuration; `ml.backtest` judges the shipped model itself, out of time.
+
+The baselines, judged on the same validation snapshot: a recency rank, a logistic regression on
+the same features, and the BG/NBD model of repeat buying (`ml.bgnbd`), whose P(order within H) is
+also one of the features.
 """
 
 from dataclasses import dataclass, field
@@ -16,24 +28,17 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from ml.evaluation import (
-    evaluate,
-    expected_calibration_error,
-    gains_points,
-    pr_auc,
-    roc_auc,
-    roc_points,
-    top_decile_lift,
-)
+from ml.bgnbd import BgNbd
+from ml.evaluation import evaluate, gains_points, pr_auc, roc_auc, roc_points, top_decile_lift
 from ml.features import FEATURE_NAMES
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
     # 0.1 reaches the same validation loss as 0.05 with about half the trees (measured on the
-    # demo and benchmark stores), and every tree costs scoring time in the explanations.
+    # demo and benchmark stores), and every tree costs time in the on-demand explanations.
     "learning_rate": 0.1,
     # Shallow trees: explanations (pred_contrib) cost grows with leaves times depth squared.
     "num_leaves": 15,
@@ -49,9 +54,27 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "deterministic": True,
     "force_row_wise": True,
 }
-MAX_BOOST_ROUNDS = 400
+# Configurations tried on the validation snapshot, each over DEFAULT_PARAMS: the default, smaller
+# and slower trees for small or noisy shops, and stronger regularisation for large ones.
+CANDIDATE_PARAMS: tuple[dict[str, Any], ...] = (
+    {},
+    {"learning_rate": 0.05, "num_leaves": 7, "max_depth": 3, "min_data_in_leaf": 200},
+    {"min_data_in_leaf": 400, "lambda_l2": 10.0},
+    # Randomised split points: smoother scores, which rank better where buying drifts between snapshots.
+    {"extra_trees": True},
+)
+# Each configuration is tried with every snapshot weighing the same, and with older snapshots weighing
+# half as much every this many days: shops' buying drifts, and the validation snapshot says how fast.
+HALF_LIVES_DAYS: tuple[int | None, ...] = (None, 90)
+# Configurations are compared on at most this many tuning rows (every k-th row past it); the shipped
+# model is refitted on all of them.
+TUNING_MAX_ROWS = 400_000
+MAX_BOOST_ROUNDS = 1000
 EARLY_STOPPING_ROUNDS = 30
-SNAPSHOT_STEP_DAYS = 30
+BASELINES = ("recency", "logistic", "bgnbd")
+LOGISTIC_MAX_ROWS = 200_000
+# The metrics on which the model must beat every baseline to be activated without force.
+ACTIVATION_METRICS = (("roc_auc", "higher"), ("log_loss", "lower"))
 
 
 @dataclass(frozen=True)
@@ -59,10 +82,24 @@ class Snapshot:
     cutoff: datetime
     features: pd.DataFrame  # index customer_id, columns FEATURE_NAMES
     labels: np.ndarray  # 1 = ordered within the horizon after the cutoff
+    buying: BgNbd | None = None  # the BG/NBD fitted on the snapshot's histories, behind its buying features
+    season: float = 1.0  # its season index (ml.features)
 
     @property
     def positives(self) -> int:
         return int(self.labels.sum())
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    tuning: list[datetime]  # oldest first; labels end by the validation cutoff
+    validation: datetime
+    refit: list[datetime]  # oldest first: every complete snapshot, the tuning and validation ones included
+
+    @property
+    def cutoffs(self) -> list[datetime]:
+        """Every cutoff to read, oldest first, each once."""
+        return sorted({*self.tuning, *self.refit, self.validation})
 
 
 @dataclass(frozen=True)
@@ -83,22 +120,36 @@ class Minimums:
 
 
 @dataclass
+class FittedBaselines:
+    """The recency and logistic baselines as fitted on some snapshots, to judge them elsewhere (backtests)."""
+
+    recency: IsotonicRegression
+    logistic: Pipeline
+    never_bought_rate: float  # what BG/NBD cannot say of customers without an order: their observed buy rate
+
+    def predict(self, snapshot: Snapshot) -> dict[str, np.ndarray]:
+        """Return each baseline's probabilities for the snapshot's customers."""
+        features = snapshot.features
+        return {
+            "recency": self.recency.predict(features["days_since_last_order"].to_numpy()),
+            "logistic": self.logistic.predict_proba(features.to_numpy(dtype=np.float64))[:, 1],
+            "bgnbd": bgnbd_probability(features, self.never_bought_rate),
+        }
+
+
+@dataclass
 class TrainingResult:
-    booster: lgb.Booster
-    calibration: tuple[float, float] | None  # Platt slope and intercept on the raw score, or None
-    metrics: dict[str, Any]  # "model", "recency", "logistic": evaluation dicts; plus notes
+    booster: lgb.Booster  # the shipped model: refitted on every complete snapshot
+    metrics: dict[str, Any]  # "model" and each baseline: evaluation dicts on the validation snapshot; plus notes
     importance: list[tuple[str, float]]
     best_iteration: int
     validation_probability: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
+    half_life_days: int | None = None  # how fast older snapshots lose weight; None when all weigh the same
 
     @property
     def beats_baselines(self) -> bool:
-        model = self.metrics["model"]
-        return all(
-            model["roc_auc"] > self.metrics[name]["roc_auc"] and model["log_loss"] < self.metrics[name]["log_loss"]
-            for name in ("recency", "logistic")
-        )
+        return beats_every_baseline(self.metrics)
 
 
 class NotEnoughData(Exception):
@@ -109,20 +160,40 @@ class NotEnoughData(Exception):
         super().__init__("; ".join(reasons))
 
 
+def beats_every_baseline(metrics: dict[str, Any]) -> bool:
+    """Tell whether the model beats every baseline present on ROC AUC and log loss."""
+    model = metrics["model"]
+    return all(
+        (model[key] > metrics[name][key]) if better == "higher" else (model[key] < metrics[name][key])
+        for name in BASELINES
+        if name in metrics
+        for key, better in ACTIVATION_METRICS
+    )
+
+
 def required_history_days(horizon_days: int, minimum_feature_days: int) -> int:
-    """Return the history one training snapshot and the validation snapshot need."""
+    """Return the history one tuning snapshot and the validation snapshot need."""
     return 2 * horizon_days + minimum_feature_days
 
 
-def snapshot_cutoffs(
-    as_of: datetime, horizon_days: int, history_start: datetime, snapshots: int, minimum_feature_days: int
-) -> tuple[list[datetime], datetime]:
-    """Return the training cutoffs (oldest first) and the validation cutoff."""
-    validation = as_of - timedelta(days=horizon_days)
-    newest = validation - timedelta(days=horizon_days)
+def plan_snapshots(
+    as_of: datetime,
+    horizon_days: int,
+    history_start: datetime,
+    step_days: int,
+    max_tuning_snapshots: int,
+    minimum_feature_days: int,
+) -> SnapshotPlan:
+    """Return the cutoffs of the tuning snapshots, the validation snapshot and the refit, `step_days` apart."""
+    horizon, step = timedelta(days=horizon_days), timedelta(days=step_days)
+    validation = as_of - horizon
     earliest = history_start + timedelta(days=minimum_feature_days)
-    training = [newest - timedelta(days=SNAPSHOT_STEP_DAYS * k) for k in range(snapshots)]
-    return sorted(cutoff for cutoff in training if cutoff >= earliest), validation
+    newest_tuning = validation - horizon
+    tuning = [newest_tuning - step * k for k in range(max_tuning_snapshots)]
+    between = [validation - step * k for k in range(1, -(-horizon_days // step_days))]
+    tuning = sorted(cutoff for cutoff in tuning if cutoff >= earliest)
+    between = [cutoff for cutoff in between if cutoff > newest_tuning and cutoff >= earliest]
+    return SnapshotPlan(tuning=tuning, validation=validation, refit=sorted({*tuning, *between, validation}))
 
 
 def unmet_minimums(facts: DataFacts, minimums: Minimums) -> list[str]:
@@ -144,26 +215,106 @@ def unmet_minimums(facts: DataFacts, minimums: Minimums) -> list[str]:
 
 
 def train_propensity(
-    training: list[Snapshot],
+    tuning: list[Snapshot],
     validation: Snapshot,
+    refit: list[Snapshot] | None = None,
     params: dict[str, Any] | None = None,
-    calibration_tolerance: float = 0.01,
+    candidates: tuple[dict[str, Any], ...] = CANDIDATE_PARAMS,
+    half_lives: tuple[int | None, ...] = HALF_LIVES_DAYS,
 ) -> TrainingResult:
-    """Fit LightGBM with early stopping on the validation snapshot, and both baselines, on the same features."""
-    if not training:
+    """Choose a configuration on the validation snapshot, judge it against the baselines, and refit it.
+
+    `refit` defaults to the tuning snapshots plus the validation one. `params` (threads, say) apply
+    to every candidate.
+    """
+    if not tuning:
         raise NotEnoughData(["no training snapshot fits in the history"])
-    for snapshot in [*training, validation]:
+    refit = refit if refit is not None else [*tuning, validation]
+    for snapshot in [*tuning, validation, *refit]:
         if list(snapshot.features.columns) != list(FEATURE_NAMES):
             raise ValueError(f"snapshot {snapshot.cutoff:%Y-%m-%d} does not carry the current feature names")
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    x_train = pd.concat([snapshot.features for snapshot in training]).to_numpy(dtype=np.float64)
-    y_train = np.concatenate([snapshot.labels for snapshot in training])
+    x_tune, y_tune = _stack(tuning)
     x_valid, y_valid = validation.features.to_numpy(dtype=np.float64), validation.labels
-    for name, labels in (("training", y_train), ("validation", y_valid)):
+    for name, labels in (("training", y_tune), ("validation", y_valid)):
         if labels.min() == labels.max():
             raise NotEnoughData([f"every {name} label is {int(labels[0])}: nobody (or everybody) bought"])
 
-    train_set = lgb.Dataset(x_train, y_train, feature_name=list(FEATURE_NAMES), free_raw_data=True)
+    every = max(1, -(-len(y_tune) // TUNING_MAX_ROWS))
+    ages = _ages(tuning, newest=tuning[-1].cutoff)[::every]
+    x_sample, y_sample = x_tune[::every], y_tune[::every]
+    tried = [
+        _tune({**DEFAULT_PARAMS, **candidate, **(params or {})}, half_life, x_sample, y_sample, ages, x_valid, y_valid)
+        for candidate in candidates
+        for half_life in half_lives
+    ]
+    chosen = min(tried, key=lambda trial: trial["log_loss"])
+    probability = chosen["probability"]
+    model = evaluate(y_valid, probability)
+    metrics = {
+        "model": model,
+        **judge_baselines(fit_baselines(tuning), validation),
+        "calibration_note": (
+            f"calibration error {model['ece']:.4f} on the validation snapshot; the shipped model is refitted on the "
+            "freshest outcomes, so its probabilities follow the latest buying rate"
+        ),
+        "tuning": [
+            {
+                "params": _shown(trial["params"]),
+                "half_life_days": trial["half_life_days"],
+                "trees": trial["trees"],
+                "log_loss": round(trial["log_loss"], 6),
+            }
+            for trial in tried
+        ],
+        "snapshots": [
+            {"cutoff": s.cutoff.isoformat(), "customers": len(s.labels), "positives": s.positives, "role": role}
+            for s, role in [*[(s, "training") for s in tuning], (validation, "validation")]
+        ],
+        "refit": [
+            {"cutoff": s.cutoff.isoformat(), "customers": len(s.labels), "positives": s.positives} for s in refit
+        ],
+    }
+
+    del x_tune, x_sample
+    x_refit, y_refit = _stack(refit)
+    weights = _weights(_ages(refit, newest=refit[-1].cutoff), chosen["half_life_days"])
+    shipped = lgb.train(
+        chosen["params"],
+        lgb.Dataset(x_refit, y_refit, weight=weights, feature_name=list(FEATURE_NAMES), free_raw_data=True),
+        num_boost_round=chosen["trees"],
+    )
+    gains = shipped.feature_importance("gain")
+    importance = sorted(zip(FEATURE_NAMES, (float(g) for g in gains), strict=True), key=lambda item: -item[1])
+    return TrainingResult(
+        booster=shipped,
+        metrics=metrics,
+        importance=importance,
+        best_iteration=chosen["trees"],
+        validation_probability=probability,
+        params=chosen["params"],
+        half_life_days=chosen["half_life_days"],
+    )
+
+
+def _stack(snapshots: list[Snapshot]) -> tuple[np.ndarray, np.ndarray]:
+    features = pd.concat([snapshot.features for snapshot in snapshots]).to_numpy(dtype=np.float64)
+    return features, np.concatenate([snapshot.labels for snapshot in snapshots])
+
+
+def _ages(snapshots: list[Snapshot], newest: datetime) -> np.ndarray:
+    """Return, for every row of the stacked snapshots, its snapshot's age in days before `newest`."""
+    return np.concatenate([np.full(len(s.labels), (newest - s.cutoff).total_seconds() / 86_400) for s in snapshots])
+
+
+def _weights(ages: np.ndarray, half_life_days: int | None) -> np.ndarray | None:
+    return None if half_life_days is None else 0.5 ** (ages / half_life_days)
+
+
+def _tune(params: dict[str, Any], half_life_days, x_tune, y_tune, ages, x_valid, y_valid) -> dict[str, Any]:
+    """Train one configuration with early stopping on the validation snapshot; return its trees and loss."""
+    train_set = lgb.Dataset(
+        x_tune, y_tune, weight=_weights(ages, half_life_days), feature_name=list(FEATURE_NAMES), free_raw_data=True
+    )
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
         params,
@@ -173,100 +324,59 @@ def train_propensity(
         valid_names=["validation"],
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
-    raw = booster.predict(x_valid, raw_score=True, num_iteration=booster.best_iteration)
-    probability, calibration, notes = _calibrated(
-        raw, y_valid, validation.features.index.to_numpy(), calibration_tolerance
-    )
-
-    metrics = {
-        "model": evaluate(y_valid, probability),
-        "recency": _recency_baseline(training, validation),
-        "logistic": _logistic_baseline(x_train, y_train, x_valid, y_valid),
-        "calibration_note": notes,
-        "snapshots": [
-            {"cutoff": s.cutoff.isoformat(), "customers": len(s.labels), "positives": s.positives, "role": role}
-            for s, role in [*[(s, "training") for s in training], (validation, "validation")]
-        ],
+    trees = int(booster.best_iteration or booster.current_iteration())
+    probability = booster.predict(x_valid, num_iteration=trees)
+    return {
+        "params": params,
+        "half_life_days": half_life_days,
+        "trees": trees,
+        "probability": probability,
+        "log_loss": evaluate(y_valid, probability)["log_loss"],
     }
-    gains = booster.feature_importance("gain", iteration=booster.best_iteration)
-    importance = sorted(zip(FEATURE_NAMES, (float(g) for g in gains), strict=True), key=lambda item: -item[1])
-    return TrainingResult(
-        booster=booster,
-        calibration=calibration,
-        metrics=metrics,
-        importance=importance,
-        best_iteration=int(booster.best_iteration or booster.current_iteration()),
-        validation_probability=probability,
-        params=params,
-    )
 
 
-def _calibrated(
-    raw: np.ndarray, labels: np.ndarray, customer_ids: np.ndarray, tolerance: float
-) -> tuple[np.ndarray, tuple[float, float] | None, str]:
-    """Return the probabilities to report, the Platt calibration to keep (if any) and why.
-
-    Training snapshots are older than the validation one and buying rates drift, so the raw
-    probabilities can be off even when the ranking is good. When they are, a Platt scaling fitted
-    on the validation snapshot is kept; the figures reported for it are cross-fitted (each half
-    of the customers scored by a calibration fitted on the other half), never fitted on themselves.
-    """
-    plain = _sigmoid(raw)
-    before = expected_calibration_error(labels, plain)
-    if before <= tolerance:
-        return plain, None, f"calibration error {before:.4f} is within {tolerance}; no calibration applied"
-    # Alternate customers in id order: id parity would put a whole sample of even ids on one side.
-    half = np.argsort(np.argsort(customer_ids, kind="stable")) % 2 == 0
-    cross = np.empty_like(plain)
-    for fitted_on in (half, ~half):
-        if labels[fitted_on].min() == labels[fitted_on].max():
-            return plain, None, f"calibration error {before:.4f}, but a half of the validation snapshot has one class"
-        slope, intercept = _platt(raw[fitted_on], labels[fitted_on])
-        cross[~fitted_on] = _sigmoid(slope * raw[~fitted_on] + intercept)
-    after = expected_calibration_error(labels, cross)
-    if after >= before:
-        return plain, None, f"calibration error {before:.4f}; Platt scaling did not improve it ({after:.4f})"
-    return cross, _platt(raw, labels), f"calibration error {before:.4f} before Platt scaling, {after:.4f} after"
+def _shown(params: dict[str, Any]) -> dict[str, Any]:
+    """Return the parameters that tell configurations apart, for the record."""
+    keys = ("learning_rate", "num_leaves", "max_depth", "min_data_in_leaf", "lambda_l2", "extra_trees")
+    return {key: params[key] for key in keys if key in params}
 
 
-def _platt(raw: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), labels)
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+def fit_baselines(snapshots: list[Snapshot]) -> FittedBaselines:
+    """Fit the recency mapping, the logistic regression and the never-bought rate on these snapshots."""
+    days = pd.concat([s.features["days_since_last_order"] for s in snapshots]).to_numpy()
+    x, y = _stack(snapshots)
+    recency = IsotonicRegression(increasing=False, out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(days, y)
+    logistic = make_pipeline(FunctionTransformer(signed_log1p), StandardScaler(), LogisticRegression(max_iter=1000))
+    # Forty-odd coefficients are settled long before a million rows: every k-th row keeps the fit's cost bounded.
+    every = max(1, -(-len(y) // LOGISTIC_MAX_ROWS))
+    logistic.fit(x[::every], y[::every])
+    never = pd.concat([s.features["orders_total"] for s in snapshots]).to_numpy() == 0
+    rate = float(y[never].mean()) if never.any() else float(y.mean())
+    return FittedBaselines(recency=recency, logistic=logistic, never_bought_rate=min(max(rate, 1e-4), 1 - 1e-4))
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+def bgnbd_probability(features: pd.DataFrame, never_bought_rate: float) -> np.ndarray:
+    """Return BG/NBD's P(an order within the horizon) for buyers; the observed rate for customers who never bought."""
+    bought = features["orders_total"].to_numpy() > 0
+    return np.clip(np.where(bought, features["bgnbd_p_order"].to_numpy(), never_bought_rate), 1e-6, 1 - 1e-6)
 
 
-def _recency_baseline(training: list[Snapshot], validation: Snapshot) -> dict[str, Any]:
-    """Rank by days since the last order; its probabilities are the training snapshots' buy rates, monotone in recency."""
-    days_train = pd.concat([s.features["days_since_last_order"] for s in training]).to_numpy()
-    labels_train = np.concatenate([s.labels for s in training])
-    days_valid = validation.features["days_since_last_order"].to_numpy()
-    mapping = IsotonicRegression(increasing=False, out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4)
-    mapping.fit(days_train, labels_train)
-    metrics = evaluate(validation.labels, mapping.predict(days_valid))
-    # Ranking figures come from the rank itself (sooner = higher, squeezed into 0..1): the
-    # mapping's flat steps would only add ties.
-    rank = 1.0 / (1.0 + days_valid)
-    metrics |= {
-        "roc_auc": round(roc_auc(validation.labels, rank), 6),
-        "pr_auc": round(pr_auc(validation.labels, rank), 6),
-        "top_decile_lift": round(top_decile_lift(validation.labels, rank), 6),
-        "roc": roc_points(validation.labels, rank),
-        "gains": gains_points(validation.labels, rank),
+def judge_baselines(baselines: FittedBaselines, snapshot: Snapshot) -> dict[str, dict[str, Any]]:
+    """Return every baseline's evaluation on the snapshot; recency's ranking figures come from the rank itself."""
+    predicted = baselines.predict(snapshot)
+    judged = {name: evaluate(snapshot.labels, probability) for name, probability in predicted.items()}
+    # Sooner = higher, squeezed into 0..1: the isotonic mapping's flat steps would only add ties.
+    rank = 1.0 / (1.0 + snapshot.features["days_since_last_order"].to_numpy())
+    judged["recency"] |= {
+        "roc_auc": round(roc_auc(snapshot.labels, rank), 6),
+        "pr_auc": round(pr_auc(snapshot.labels, rank), 6),
+        "top_decile_lift": round(top_decile_lift(snapshot.labels, rank), 6),
+        "roc": roc_points(snapshot.labels, rank),
+        "gains": gains_points(snapshot.labels, rank),
     }
-    return metrics
+    return judged
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:
     """Compress counts and amounts so a linear model is not ruled by the largest spenders."""
     return np.sign(values) * np.log1p(np.abs(values))
-
-
-def _logistic_baseline(
-    x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray
-) -> dict[str, Any]:
-    model = make_pipeline(FunctionTransformer(signed_log1p), StandardScaler(), LogisticRegression(max_iter=1000))
-    model.fit(x_train, y_train)
-    return evaluate(y_valid, model.predict_proba(x_valid)[:, 1])

@@ -5,6 +5,12 @@ then `simulate_customer` walks the calendar day by day. Every order ends a shopp
 began with browsing a few days earlier, so engagement rises ahead of purchases; abandoned
 episodes, idle browsing and newsletter opens add engagement that leads nowhere, and a latent
 propensity shared by buying, browsing and opening ties the three together only loosely.
+
+Shaped like a real shop's history: customers join over the whole of it, many in a few acquisition
+bursts (Cyber Week, campaigns); a quarter buy once and never again; most of the others go dormant
+at some point, their interest and their visits fading together; buyers of consumables come back
+when what they bought runs out, so their chance of ordering peaks weeks after an order rather
+than right after it; and demand follows the seasons of the calendar.
 """
 
 import math
@@ -76,17 +82,30 @@ class Traits:
 
 
 TRAITS = {
-    Segment.LOYAL: Traits(0.08, 6.5, 0.75, 3.5, 0.45, 2.4, 1.0, 2.0, 0.85, 1.3),
-    Segment.OCCASIONAL: Traits(0.30, 2, 0.55, 1, 0.22, 1.8, 0.6, 3.0, 0.6, 1.3),
-    Segment.ONE_TIME: Traits(0.24, 1.6, 0.5, 0.7, 0.12, 1.4, 0.0, 2.0, 0.5, 1.2),
-    Segment.LAPSING: Traits(0.14, 6.5, 0.65, 2, 0.35, 2.0, 0.6, 2.5, 0.9, 1.2),
+    Segment.LOYAL: Traits(0.08, 6.5, 0.75, 3.5, 0.45, 2.4, 1.0, 2.0, 0.45, 1.3),
+    Segment.OCCASIONAL: Traits(0.28, 2.4, 0.55, 1, 0.22, 1.8, 0.6, 3.0, 0.3, 1.3),
+    Segment.ONE_TIME: Traits(0.25, 1.8, 0.5, 0.7, 0.12, 1.4, 0.0, 2.0, 0.2, 1.2),
+    Segment.LAPSING: Traits(0.15, 6.5, 0.65, 2, 0.35, 2.0, 0.6, 2.5, 0.45, 1.2),
     Segment.NEW: Traits(0.09, 4, 0.6, 2, 0.35, 1.8, 0.6, 2.5, 0.0, 1.3),
-    Segment.BARGAIN: Traits(0.11, 1.6, 0.6, 1.5, 0.4, 2.8, 0.3, 3.5, 0.6, 5.0),
-    Segment.BROWSER: Traits(0.04, 1.2, 0.15, 8, 0.3, 1.5, 0.0, 4.0, 0.6, 1.0),
+    Segment.BARGAIN: Traits(0.11, 1.6, 0.6, 1.5, 0.4, 2.8, 0.3, 3.5, 0.3, 5.0),
+    Segment.BROWSER: Traits(0.04, 1.2, 0.15, 8, 0.3, 1.5, 0.0, 4.0, 0.3, 1.0),
 }
 NEW_SEGMENT_MAX_AGE_DAYS = 90
 EXISTING_MAX_AGE_DAYS = 3 * 365
 LAPSE_START_SHARE = 0.6  # lapsing customers start to drift away within the first 60 % of the history
+# Customers who are not "lapsing" may still go dormant one day, this often, some time after joining.
+DORMANCY_CHANCE = 0.35
+# A share of the customers who join during the history do so in an acquisition burst of this length.
+BURST_SHARE = 0.35
+BURST_DAYS = 12
+# Buyers of consumables (beauty, kids, books) who restock: after an order their chance of another
+# falls, then peaks around their own restocking interval, then fades.
+RESTOCKING_CATEGORIES = frozenset({"beauty", "kids", "books"})
+RESTOCKER_SHARE = 0.6
+RESTOCK_DAYS = (25, 70)
+RESTOCK_FLOOR = 0.25
+RESTOCK_PEAK = 5.0
+RESTOCK_WIDTH = 0.3  # of the interval
 
 
 @dataclass(frozen=True)
@@ -104,8 +123,9 @@ class Profile:
     research_days: float
     sale_appetite: float
     discount_taking: float  # chance to use a sale price when one is on
-    lapse_day: int  # interest fades from this day on; past the history for all but lapsing customers
+    lapse_day: int  # interest fades from this day on; past the history for those who never go dormant
     lapse_days: float
+    restock_days: float  # the restocking interval of a buyer of consumables; 0 for everyone else
     categories: tuple[int, ...]  # favourite CATEGORIES indexes
     category_weights: tuple[float, ...]  # cumulative
     device: str
@@ -141,19 +161,37 @@ def spread(rng: Random, latent: float, loading: float, noise: float) -> float:
     return math.exp(loading * latent + noise * rng.gauss(0, 1) - (loading**2 + noise**2) / 2)
 
 
-def draw_profile(rng: Random, days: int, utc_offset_hours: int) -> Profile:
+def draw_signup_day(rng: Random, segment: Segment, days: int, bursts: tuple[int, ...]) -> int:
+    """Return the day the customer joins: before the history, in an acquisition burst, or any day of it."""
+    if segment is Segment.NEW:
+        return days - rng.randint(1, min(NEW_SEGMENT_MAX_AGE_DAYS, days))
+    if rng.random() < TRAITS[segment].existing_share:
+        return -rng.randint(1, EXISTING_MAX_AGE_DAYS)
+    if bursts and rng.random() < BURST_SHARE:
+        return min(days - 1, rng.choice(bursts) + rng.randrange(BURST_DAYS))
+    return rng.randrange(days)
+
+
+def draw_lapse(rng: Random, segment: Segment, signup_day: int, days: int) -> tuple[int, float]:
+    """Return the day the customer's interest starts to fade and how fast, or a day past the history."""
+    if segment is Segment.LAPSING:
+        return rng.randint(0, int(days * LAPSE_START_SHARE)), rng.uniform(30, 90)
+    if segment is not Segment.LOYAL and rng.random() < DORMANCY_CHANCE:
+        return rng.randint(max(0, signup_day) + 30, max(0, signup_day) + 30 + days), rng.uniform(20, 60)
+    return days + 1, rng.uniform(30, 90)
+
+
+def draw_profile(rng: Random, days: int, utc_offset_hours: int, bursts: tuple[int, ...] = ()) -> Profile:
     """Return a customer's hidden behaviour: segment, rates and tastes."""
     segment = rng.choices(list(TRAITS), weights=[traits.share for traits in TRAITS.values()])[0]
     traits = TRAITS[segment]
-    if segment is Segment.NEW:
-        signup_day = days - rng.randint(1, min(NEW_SEGMENT_MAX_AGE_DAYS, days))
-    elif rng.random() < traits.existing_share:
-        signup_day = -rng.randint(1, EXISTING_MAX_AGE_DAYS)
-    else:
-        signup_day = rng.randrange(days)
+    signup_day = draw_signup_day(rng, segment, days, bursts)
     latent = rng.gauss(0, 1)
     direct = rng.random() < DIRECT_BUYER_SHARE
     favourites = rng.sample(range(len(CATEGORIES)), rng.randint(1, 3))
+    lapse_day, lapse_days = draw_lapse(rng, segment, signup_day, days)
+    restocks = CATEGORIES[favourites[0]].name in RESTOCKING_CATEGORIES and segment is not Segment.ONE_TIME
+    restock_days = rng.uniform(*RESTOCK_DAYS) if restocks and rng.random() < RESTOCKER_SHARE else 0.0
     cumulative, total = [], 0.0
     for rank in range(len(favourites)):
         total += 0.5**rank
@@ -172,8 +210,9 @@ def draw_profile(rng: Random, days: int, utc_offset_hours: int) -> Profile:
         research_days=0.2 if direct else traits.research_days,
         sale_appetite=traits.sale_appetite,
         discount_taking=0.85 if segment is Segment.BARGAIN else 0.4,
-        lapse_day=rng.randint(0, int(days * LAPSE_START_SHARE)) if segment is Segment.LAPSING else days + 1,
-        lapse_days=rng.uniform(30, 90),
+        lapse_day=lapse_day,
+        lapse_days=lapse_days,
+        restock_days=restock_days,
         categories=tuple(favourites),
         category_weights=tuple(cumulative),
         device=rng.choices(DEVICES, weights=DEVICE_WEIGHTS)[0],
@@ -216,6 +255,9 @@ def momentum(profile: Profile, day: int, last_order: int | None, nudged: bool) -
             factor *= ONE_TIME_AFTER_ORDER_FACTOR
         elif since < JUST_BOUGHT_DAYS:
             factor *= JUST_BOUGHT_FACTOR
+        elif profile.restock_days:
+            due = (since - profile.restock_days) / (RESTOCK_WIDTH * profile.restock_days)
+            factor *= RESTOCK_FLOOR + RESTOCK_PEAK * math.exp(-(due**2))
         else:
             factor *= 1 + profile.repeat_boost * math.exp(-since / REPEAT_FADE_DAYS)
     return factor

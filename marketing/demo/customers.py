@@ -27,7 +27,7 @@ def draw_customer(
 ) -> DemoCustomer:
     """Return customer `number`: who they are, how they behave and what they did."""
     locale, city, timezone = draw_locale(rng)
-    profile = draw_profile(rng, calendar.days, standard_utc_offset_hours(timezone, today.year))
+    profile = draw_profile(rng, calendar.days, standard_utc_offset_hours(timezone, today.year), calendar.acquisition_bursts)
     person = draw_person(rng, fakers, number, locale, city, timezone, today)
     attributes = {
         "loyalty_tier": draw_loyalty_tier(rng, profile.segment),

@@ -15,6 +15,7 @@ YEARLY_SWING = 0.25
 CYBER_WEEK_DEMAND = 2.0
 GIFT_SEASON_DEMAND = 1.35
 CHRISTMAS_DEMAND = 0.6
+ACQUISITION_CAMPAIGN_DAYS = {(3, 10), (9, 15)}  # (month, day) the spring and autumn ad campaigns start
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Calendar:
     demand: tuple[float, ...]
     on_sale: tuple[bool, ...]
     campaigns: tuple[str, ...]  # the newsletter sent that day, "" when none
+    acquisition_bursts: tuple[int, ...] = ()  # first days of the shop's acquisition pushes
 
     @property
     def days(self) -> int:
@@ -81,4 +83,16 @@ def build_calendar(end: date, days: int) -> Calendar:
         demand=tuple(seasonal_demand(day) for day in dates),
         on_sale=tuple(is_on_sale(day) for day in dates),
         campaigns=tuple(campaign_name(day) for day in dates),
+        acquisition_bursts=acquisition_bursts(dates),
     )
+
+
+def acquisition_bursts(dates: list[date]) -> tuple[int, ...]:
+    """Return the days the shop pushes for new customers: each Cyber Week, and spring and autumn ad campaigns."""
+    starts = [
+        offset
+        for offset, day in enumerate(dates)
+        if (is_cyber_week(day) and not is_cyber_week(day - timedelta(days=1)))
+        or (day.month, day.day) in ACQUISITION_CAMPAIGN_DAYS
+    ]
+    return tuple(starts)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from random import Random
 
 from django.db import reset_queries, transaction
@@ -11,8 +12,16 @@ from django.db.models import F
 from marketing.demo.behaviour import Timeline
 from marketing.demo.catalogue import Catalogue, build_catalogue
 from marketing.demo.customers import DemoCustomer, draw_customer
+from marketing.demo.marketplace import (
+    LOG_DATE_FORMAT,
+    LOG_MAPPING,
+    MARKETPLACE_SHARE,
+    marketplace_sales,
+    write_marketplace_log,
+)
 from marketing.demo.people import build_fakers
 from marketing.demo.seasons import build_calendar
+from marketing.imports import ImportReport, import_file
 from marketing.models import Customer, Event, Order, OrderLine, OrderStatus, Product
 from marketing.suppression import email_hash
 
@@ -76,6 +85,27 @@ def generate_store(customers: int, days: int, seed: int, end_date: date, replace
         last_day=calendar.last_day,
         **totals,
     )
+
+
+@dataclass(frozen=True)
+class DemoShop:
+    """The generated shop, and the marketplace log imported into it."""
+
+    summary: DemoSummary
+    marketplace_log: Path
+    marketplace: ImportReport
+
+
+def build_demo_shop(customers: int, days: int, seed: int, end_date: date, folder: Path, replace: bool = False) -> DemoShop:
+    """Generate the shop's own customers, then import a marketplace's log of buyers known only by their orders."""
+    summary = generate_store(customers=customers, days=days, seed=seed, end_date=end_date, replace=replace)
+    # A stream of its own, so the shop's customers are the same with or without the marketplace.
+    rng = Random(f"marketplace-{seed}")
+    calendar = build_calendar(end_date, days)
+    sales = marketplace_sales(rng, round(customers * MARKETPLACE_SHARE), build_catalogue(Random(seed)), calendar)
+    log = write_marketplace_log(folder / "marketplace-buyers.txt", sales)
+    report = import_file("orders", log, mapping=LOG_MAPPING, delimiter="whitespace", date_format=LOG_DATE_FORMAT)
+    return DemoShop(summary=summary, marketplace_log=log, marketplace=report)
 
 
 def clear_audience(replace: bool) -> None:

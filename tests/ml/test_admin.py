@@ -1,5 +1,7 @@
 """The ML admin: a version judged against its baselines, activate and roll back actions, scores on the customer page."""
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def judged_metrics() -> dict:
-    """Return the metrics training stores: the model and both baselines evaluated on one validation snapshot."""
+    """Return the metrics training stores: the model and the three baselines evaluated on one validation snapshot."""
     rng = np.random.default_rng(4)
     labels = rng.uniform(size=400) < 0.3
     signal = labels + rng.normal(0, 1, 400)
@@ -28,10 +30,11 @@ def judged_metrics() -> dict:
         "model": 1 / (1 + np.exp(-(2 * signal - 2))),
         "recency": 1 / (1 + np.exp(-(signal + rng.normal(0, 1, 400) - 1))),
         "logistic": 1 / (1 + np.exp(-(signal + rng.normal(0, 0.7, 400) - 1))),
+        "bgnbd": 1 / (1 + np.exp(-(signal + rng.normal(0, 0.9, 400) - 1))),
     }
     metrics = {name: evaluate(labels.astype(int), p) for name, p in probability.items()}
     return metrics | {
-        "calibration_note": "calibration error 0.0200 before Platt scaling, 0.0100 after",
+        "calibration_note": "calibration error 0.0200 on the validation snapshot",
         "snapshots": [
             {"cutoff": "2024-01-03T00:00:00+00:00", "customers": 380, "positives": 110, "role": "training"},
             {"cutoff": "2024-04-02T00:00:00+00:00", "customers": 400, "positives": 120, "role": "validation"},
@@ -41,10 +44,10 @@ def judged_metrics() -> dict:
 
 
 def judged_fairness() -> dict:
-    """Return a report in which women are selected at half the rate of men."""
+    """Return a report in which half of the women who bought were scored low, and every man who bought high."""
     frame = pd.DataFrame(
         {
-            "label": [1, 0, 0, 0] * 10 + [1, 1, 0, 0] * 10,
+            "label": [1, 1, 0, 0] * 10 + [1, 1, 0, 0] * 10,
             "probability": [0.9, 0.1, 0.1, 0.1] * 10 + [0.9, 0.9, 0.1, 0.1] * 10,
             "gender": ["F"] * 40 + ["M"] * 40,
             "age_band": [""] * 80,
@@ -54,22 +57,28 @@ def judged_fairness() -> dict:
     return fairness_report(frame, threshold=0.5, top_share=0.5, min_group_size=30)
 
 
+REFIT = ["2024-01-03T00:00:00+00:00", "2024-02-01T00:00:00+00:00", "2024-04-02T00:00:00+00:00"]
+
+
 @pytest.fixture
 def judged_version(make_version, booster) -> ModelVersion:
     version = make_version(booster, version=1, status=ModelStatus.ACTIVE)
     version.metrics = judged_metrics()
     version.fairness = judged_fairness()
     version.params = {
-        "calibration": [1.1, -0.2],
+        "calibration": None,
         "best_iteration": 30,
         "sample_stride": 1,
         "lightgbm": {"num_leaves": 7},
+        "bgnbd": {"r": 0.25, "alpha": 31.0, "a": 0.8, "b": 2.4},
+        "refit_cutoffs": REFIT,
     }
     version.card = model_card(
         {
             "version": 1, "horizon_days": 90, "as_of": AS_OF, "validation_cutoff": AS_OF, "feature_names": FEATURE_NAMES,
             "metrics": version.metrics, "fairness": version.fairness, "beats_baselines": True, "best_iteration": 30,
             "importance": [("days_since_last_order", 812.5), ("orders_90d", 301.25)],
+            "refit_cutoffs": [datetime.fromisoformat(cutoff) for cutoff in REFIT], "bgnbd": version.params["bgnbd"],
         }
     )  # fmt: skip
     version.save()
@@ -86,19 +95,26 @@ def test_the_version_page_shows_metrics_charts_card_and_fairness(admin_client, j
     page = response.content.decode()
     metrics = judged_version.metrics
     assert response.status_code == 200
-    assert "<th>Model</th><th>Recency rank</th><th>Logistic regression</th>" in page
-    row = "".join(f"<td>{metrics[name]['roc_auc']:.4f}</td>" for name in ("model", "recency", "logistic"))
+    assert "<th>Model</th><th>Recency rank</th><th>Logistic regression</th><th>BG/NBD</th>" in page
+    row = "".join(f"<td>{metrics[name]['roc_auc']:.4f}</td>" for name in ("model", "recency", "logistic", "bgnbd"))
     assert f"<tr><th>ROC AUC</th>{row}<td>higher is better</td></tr>" in page
-    assert "calibration error 0.0200 before Platt scaling, 0.0100 after" in page
+    assert "calibration error 0.0200 on the validation snapshot" in page
+    assert (
+        "30 trees chosen on the validation snapshot, refit on 3 snapshots from 2024-01-03 to 2024-04-02 "
+        "(every snapshot weighs the same)"
+    ) in page
+    assert "BG/NBD r=0.25, alpha=31, a=0.8, b=2.4" in page
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" width="360"') == 4  # ROC, gains, calibration, importance
     assert [title in page for title in ("ROC curve", "Cumulative gains", "Calibration", "Feature importance, top 3")] == [
         True, True, True, True,
     ]  # fmt: skip
     assert "Purchase propensity, version 1" in page
     assert (
-        "<li><strong>Gender &#x27;F&#x27; is selected at 25.0% by the threshold selection (probability at least 0.5), "
-        "0.50 of the rate of &#x27;M&#x27; (50.0%), below four fifths.</strong></li>"
+        "<li>Gender &#x27;F&#x27;: of its customers who went on to buy, the threshold selection (at least 0.5) reaches "
+        "50.0%, 0.50 of the rate for &#x27;M&#x27; (100.0%), while the two groups bought at 50.0% and 50.0%."
     ) in page
+    assert "The model beats every baseline (recency rank, logistic regression, BG/NBD) on ROC AUC and log loss." in page
+    assert "refit with them on every complete snapshot, 3 cutoffs from 2024-01-03 to 2024-04-02" in page
     assert "<td>training</td><td>2024-01-03</td><td>380</td><td>110</td>" in page
 
 
@@ -139,8 +155,9 @@ def test_the_activate_action_refuses_a_version_that_does_not_beat_its_baselines(
     assert messages_of(response) == [
         (
             "error",
-            "purchase_propensity v2 (candidate) does not beat both baselines on the validation snapshot (ROC AUC 0.8 "
-            "vs recency 0.7 and logistic 0.75; log loss 0.4 vs 0.5 and 0.45); activate it with force to override",
+            "purchase_propensity v2 (candidate) does not beat every baseline on the validation snapshot (ROC AUC 0.8 "
+            "vs recency rank 0.7, logistic regression 0.75; log loss 0.4 vs recency rank 0.5, logistic regression 0.45); "
+            "activate it with force to override",
         )
     ]
     assert list(ModelVersion.objects.order_by("version").values_list("status", flat=True)) == [
@@ -232,7 +249,7 @@ def test_the_customer_page_shows_the_active_score_with_its_reasons(
     assert response.status_code == 200
     assert (
         "37.5 % likely to order within 90 days (decile 2, purchase_propensity v1 (active), as of 2024-07-01)"
-        "<div>days_since_last_order = 3.0 (raises 0.812)</div><div>orders_90d = 0.0 (lowers 0.250)</div>"
+        "<div>last order 3 days ago raises the score</div><div>0 orders in the last 90 days lowers the score</div>"
     ) in page
     assert "purchase propensity (every version that scored this customer)" in page.lower()
 
@@ -254,7 +271,7 @@ def test_the_customer_page_lists_every_versions_score_with_its_reasons(
 
     inline = response.context["inline_admin_formsets"][-1]
     assert [form.original.model_version_id for form in inline] == [trained_version.pk, retired.pk]
-    reasons_cell = '<td class="field-reason_list"><p><div>days_since_last_order = 3.0 (raises 0.812)</div></p></td>'
+    reasons_cell = '<td class="field-reason_list"><p><div>last order 3 days ago raises the score</div></p></td>'
     assertContains(response, reasons_cell, count=1, html=True)
     assertContains(response, '<td class="field-reason_list"><p>—</p></td>', count=1, html=True)
 

@@ -15,6 +15,7 @@ from ml.features import (
     aggregate_columns,
     build_features,
     check_feature_names,
+    season_index,
 )
 
 DAY_S = 86_400.0
@@ -123,8 +124,9 @@ def test_a_customer_who_never_did_anything_reads_as_long_ago(features):
     assert newcomer["std_days_between_orders"] == 0.0
     assert [newcomer[f"days_since_{name}"] for name in ENGAGEMENT_EVENTS] == [NO_EVENT_DAYS] * len(ENGAGEMENT_EVENTS)
     assert NO_EVENT_DAYS == 366.0
-    counts = [name for name in FEATURE_NAMES if not name.startswith(("days_since", "mean_days", "tenure"))]
+    counts = [name for name in FEATURE_NAMES if not name.startswith(("days_since", "mean_days", "tenure", "season"))]
     assert newcomer[counts].tolist() == [0.0] * len(counts)
+    assert newcomer["season_index"] == 1.0  # no year of history to say how busy the coming months are
 
 
 def test_days_are_capped_and_a_moment_after_the_cutoff_counts_as_zero():
@@ -153,7 +155,8 @@ def test_no_feature_is_a_sensitive_attribute():
 
 
 def test_feature_names_are_unique_and_counted():
-    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 45
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 49
+    assert FEATURE_NAMES[-3:] == ("bgnbd_p_alive", "bgnbd_p_order", "season_index")
 
 
 def test_the_same_names_in_the_same_order_pass():
@@ -203,3 +206,11 @@ def test_a_duplicated_column_in_place_of_another_is_refused():
         check_feature_names(duplicated, FEATURE_NAMES)
 
     assert str(raised.value) == "missing days_since_first_order"
+
+
+@pytest.mark.parametrize(
+    ("window", "year", "expected"),
+    [(150, 365, 1.666667), (90, 365, 1.0), (0, 365, 0.0), (10, 0, 1.0)],
+)
+def test_the_season_index_compares_the_horizon_a_year_ago_with_that_years_average(window, year, expected):
+    assert season_index(window, year, horizon_days=90) == expected

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from marketing.models import Customer, OrderStatus
+from marketing.models import Customer, Order, OrderStatus
 from ml.features import build_features
-from ml.queries import customer_id_ranges, read_aggregates, read_labels, sensitive_attributes
+from ml.queries import customer_id_ranges, read_aggregates, read_labels, read_season_index, sensitive_attributes
 from tests.factories import CustomerFactory, EventFactory, OrderFactory, OrderLineFactory, ProductFactory
 from tests.ml.conftest import AS_OF, JOINED
 
@@ -64,7 +64,7 @@ NOT_SEEN = {
 }
 REGULAR_AGGREGATES = {
     "first_seen_t": JOINED.timestamp(),
-    "orders_all": 5, "revenue_all": 150.0,
+    "orders_all": 5, "order_days_all": 5, "revenue_all": 150.0,
     "first_order_t": AS_OF_T - 500 * DAY_S, "last_order_t": AS_OF_T - 3 * DAY_S,
     "returned_orders": 2,
     "orders_7d": 1, "revenue_7d": 50.0,
@@ -276,3 +276,21 @@ def test_sensitive_attributes_are_read_for_the_fairness_report_only(db):
     assert frame.to_dict("index") == {
         customer.pk: {"gender": "female", "birth_date": pd.Timestamp("1990-05-17").date(), "country": "FR"}
     }
+
+
+def test_the_season_index_reads_how_busy_the_horizon_was_a_year_earlier(regular):
+    # regular's first kept order is 500 days back; add a busy stretch a year before the cutoff's horizon.
+    before = read_season_index(AS_OF, 90)
+    customer = CustomerFactory()
+    for days in (360, 340, 320, 300, 290):
+        order(customer, days, "10.00")
+    order(customer, 100, "10.00", status=OrderStatus.CANCELLED)  # not a sale: left out
+
+    after = read_season_index(AS_OF, 90)
+
+    kept = Order.objects.exclude(status__in=["cancelled", "refunded"])
+    window = kept.filter(placed_at__gte=days_before(365), placed_at__lt=days_before(275)).count()
+    year = kept.filter(placed_at__gte=days_before(365), placed_at__lt=AS_OF).count()
+    assert after == round(window / (year * 90 / 365), 6)
+    assert after > before
+    assert read_season_index(AS_OF - timedelta(days=200), 90) == 1.0  # less than a year of history by then

@@ -41,8 +41,9 @@ def test_a_version_that_does_not_beat_its_baselines_is_refused_and_nothing_chang
         activate_version(worse)
 
     assert str(raised.value) == (
-        "purchase_propensity v2 (candidate) does not beat both baselines on the validation snapshot (ROC AUC 0.8 vs "
-        "recency 0.7 and logistic 0.75; log loss 0.4 vs 0.5 and 0.45); activate it with force to override"
+        "purchase_propensity v2 (candidate) does not beat every baseline on the validation snapshot (ROC AUC 0.8 vs "
+        "recency rank 0.7, logistic regression 0.75; log loss 0.4 vs recency rank 0.5, logistic regression 0.45); "
+        "activate it with force to override"
     )
     assert statuses() == [(1, ModelStatus.ACTIVE), (2, ModelStatus.CANDIDATE)]
     worse.refresh_from_db()

@@ -142,7 +142,7 @@ def test_a_failing_chunk_records_each_attempt_and_fails_the_run_after_the_last(p
     def broken(*args):
         raise ValueError("a column of NaN")
 
-    monkeypatch.setattr(runs, "build_features", broken)
+    monkeypatch.setattr(runs, "read_aggregates", broken)
     for _ in range(MAX_CHUNK_ATTEMPTS - 1):
         with pytest.raises(ValueError, match="a column of NaN"):
             score_chunk_task.apply(args=(chunk.pk,))

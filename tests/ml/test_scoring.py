@@ -70,13 +70,16 @@ def direct_reasons(values: np.ndarray, contributions: np.ndarray) -> list[list[d
     return reasons
 
 
-def test_reasons_and_probabilities_equal_lightgbm_contributions_on_every_row(booster, scorer, crowded):
+@pytest.mark.parametrize("direct", [False, True], ids=["by patterns", "directly"])
+def test_reasons_and_probabilities_equal_lightgbm_contributions_on_every_row(booster, scorer, crowded, monkeypatch, direct):
     values = crowded.to_numpy(dtype=np.float64)
     contributions = booster.predict(values, pred_contrib=True)
 
+    # Patterns for many rows, one pred_contrib call for a few: the same numbers either way.
+    monkeypatch.setattr("ml.scoring.DIRECT_EXPLANATION_ROWS", len(crowded) + 1 if direct else 1)
     scored = scorer.score(crowded)
 
-    assert scored.patterns < len(crowded) * booster.num_trees()
+    assert (scored.patterns < len(crowded) * booster.num_trees()) is not direct
     assert scored.customer_ids.tolist() == crowded.index.tolist()
     assert [json.loads(reasons) for reasons in scored.reasons] == direct_reasons(values, contributions)
     # Summed tree by tree rather than in LightGBM's order: equal up to the last bits of a double.

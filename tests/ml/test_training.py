@@ -9,16 +9,20 @@ import pytest
 from django.core.management import call_command
 
 from marketing.demo.store import generate_store
+from ml.evaluation import log_loss
 from ml.features import FEATURE_NAMES
 from ml.models import ModelStatus, ModelVersion
 from ml.registry import TrainingOptions, read_snapshot, train_model
 from ml.training import (
+    CANDIDATE_PARAMS,
+    DEFAULT_PARAMS,
+    HALF_LIVES_DAYS,
     DataFacts,
     Minimums,
     NotEnoughData,
     Snapshot,
+    plan_snapshots,
     required_history_days,
-    snapshot_cutoffs,
     train_propensity,
     unmet_minimums,
 )
@@ -27,22 +31,29 @@ AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 SHOPPERS_AS_OF = datetime(2024, 7, 1, tzinfo=UTC)  # the `shoppers` fixture's moment
 
 
-def test_validation_is_one_horizon_back_and_training_labels_end_where_it_starts():
-    training, validation = snapshot_cutoffs(
-        AS_OF, horizon_days=90, history_start=AS_OF - timedelta(days=365), snapshots=4, minimum_feature_days=30
+def test_validation_is_one_horizon_back_tuning_labels_end_where_it_starts_and_the_refit_takes_every_complete_one():
+    plan = plan_snapshots(
+        AS_OF, horizon_days=90, history_start=AS_OF - timedelta(days=365), step_days=14, max_tuning_snapshots=4,
+        minimum_feature_days=30,
     )
 
-    assert validation == AS_OF - timedelta(days=90)
-    assert training == [AS_OF - timedelta(days=days) for days in (270, 240, 210, 180)]
-    assert all(cutoff + timedelta(days=90) <= validation for cutoff in training)
+    assert plan.validation == AS_OF - timedelta(days=90)
+    assert plan.tuning == [AS_OF - timedelta(days=days) for days in (222, 208, 194, 180)]
+    assert all(cutoff + timedelta(days=90) <= plan.validation for cutoff in plan.tuning)
+    between = [AS_OF - timedelta(days=days) for days in (174, 160, 146, 132, 118, 104)]
+    assert plan.refit == [*plan.tuning, *between, plan.validation]
+    assert plan.cutoffs == plan.refit
 
 
-def test_training_cutoffs_without_enough_history_before_them_are_dropped():
-    training, _ = snapshot_cutoffs(
-        AS_OF, horizon_days=90, history_start=AS_OF - timedelta(days=230), snapshots=4, minimum_feature_days=30
+def test_tuning_cutoffs_without_enough_history_before_them_are_dropped():
+    plan = plan_snapshots(
+        AS_OF, horizon_days=90, history_start=AS_OF - timedelta(days=230), step_days=14, max_tuning_snapshots=4,
+        minimum_feature_days=30,
     )
 
-    assert training == [AS_OF - timedelta(days=180)]
+    # The history starts 230 days back; a tuning snapshot needs 30 days of it before its cutoff.
+    assert plan.tuning == [AS_OF - timedelta(days=194), AS_OF - timedelta(days=180)]
+    assert plan.refit[0] == AS_OF - timedelta(days=194)
     assert required_history_days(90, 30) == 210
 
 
@@ -64,6 +75,7 @@ def snapshot(seed: int, customers: int, cutoff: datetime) -> Snapshot:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(rng.exponential(5.0, size=(customers, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
     frame["days_since_last_order"] = rng.uniform(0, 365, customers)
+    frame["bgnbd_p_order"] = rng.uniform(0, 1, customers)  # BG/NBD's view here knows nothing of the bump
     frame["product_viewed_30d"] = rng.poisson(2, customers).astype(float)
     recency = frame["days_since_last_order"].to_numpy()
     logit = -1.5 + 2.0 * np.exp(-(((recency - 60) / 25) ** 2)) + 0.3 * frame["product_viewed_30d"].to_numpy()
@@ -72,21 +84,53 @@ def snapshot(seed: int, customers: int, cutoff: datetime) -> Snapshot:
     return Snapshot(cutoff, frame, labels)
 
 
-def test_the_model_beats_both_baselines_where_the_signal_is_not_linear():
+def test_the_model_beats_every_baseline_where_the_signal_is_not_linear():
     training = [snapshot(seed, 3000, AS_OF - timedelta(days=180 + 30 * seed)) for seed in range(3)]
     validation = snapshot(9, 3000, AS_OF - timedelta(days=90))
 
     result = train_propensity(training, validation)
 
-    assert set(result.metrics) >= {"model", "recency", "logistic", "calibration_note", "snapshots"}
-    for name in ("model", "recency", "logistic"):
+    assert set(result.metrics) >= {"model", "recency", "logistic", "bgnbd", "calibration_note", "snapshots", "tuning"}
+    for name in ("model", "recency", "logistic", "bgnbd"):
         assert {"roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift", "ece", "calibration"} <= set(
             result.metrics[name]
         )
     assert result.beats_baselines is True
     assert len(result.validation_probability) == 3000
     assert [s["role"] for s in result.metrics["snapshots"]] == ["training"] * 3 + ["validation"]
+    assert [s["cutoff"] for s in result.metrics["refit"]] == [s.cutoff.isoformat() for s in [*training, validation]]
+    assert len(result.metrics["tuning"]) == len(CANDIDATE_PARAMS) * len(HALF_LIVES_DAYS)
     assert result.importance[0][0] == "days_since_last_order"
+
+
+def test_the_configuration_with_the_lowest_validation_loss_is_chosen_and_refit_with_its_trees():
+    training = [snapshot(seed, 2000, AS_OF - timedelta(days=180 + 30 * seed)) for seed in range(2)]
+    validation = snapshot(9, 2000, AS_OF - timedelta(days=90))
+    # A configuration that cannot learn the bump (one split per tree, a huge minimum leaf) against the default.
+    crippled = {"num_leaves": 2, "max_depth": 1, "min_data_in_leaf": 1500}
+
+    result = train_propensity(training, validation, candidates=(crippled, {}), half_lives=(None,))
+
+    losses = [trial["log_loss"] for trial in result.metrics["tuning"]]
+    assert losses[1] < losses[0]
+    assert result.params["num_leaves"] == DEFAULT_PARAMS["num_leaves"]
+    assert result.best_iteration == result.metrics["tuning"][1]["trees"]
+    assert result.booster.num_trees() == result.best_iteration
+    # The figures shown are the chosen configuration's on validation, not the refit model's on its own data.
+    assert result.metrics["model"]["log_loss"] == pytest.approx(losses[1], abs=1e-6)
+
+
+def test_the_shipped_model_learns_from_the_validation_outcomes_too():
+    training = [snapshot(1, 2000, AS_OF - timedelta(days=180))]
+    validation = snapshot(9, 2000, AS_OF - timedelta(days=90))
+    # Validation customers whose label is flipped: only a model refit on them can learn it.
+    flipped = Snapshot(validation.cutoff, validation.features, 1 - validation.labels)
+
+    with_refit = train_propensity(training, flipped, candidates=({},), half_lives=(None,))
+    tuned_only = train_propensity(training, flipped, refit=training, candidates=({},), half_lives=(None,))
+
+    x = flipped.features.to_numpy()
+    assert log_loss(flipped.labels, with_refit.booster.predict(x)) < log_loss(flipped.labels, tuned_only.booster.predict(x))
 
 
 def test_labels_of_one_class_are_refused_by_name():
@@ -116,7 +160,10 @@ def test_a_whole_training_run_on_a_small_store_registers_a_candidate_with_its_ca
     assert (version.version, version.status, version.horizon_days) == (1, ModelStatus.CANDIDATE, 90)
     assert version.feature_names == list(FEATURE_NAMES)
     assert version.training_to == AS_OF - timedelta(days=90)
-    assert version.training_from == AS_OF - timedelta(days=270)
+    assert version.training_from == datetime.fromisoformat(version.metrics["refit"][0]["cutoff"])
+    assert version.training_from <= AS_OF - timedelta(days=180)
+    assert version.params["refit_cutoffs"][-1] == (AS_OF - timedelta(days=90)).isoformat()
+    assert set(version.params["bgnbd"]) == {"r", "alpha", "a", "b"}
     assert version.artifact.startswith("tree\n")
     assert "# Purchase propensity, version 1" in version.card
     assert "| ROC AUC |" in version.card
@@ -131,10 +178,10 @@ def test_the_command_prints_the_refusal_to_activate_a_model_that_loses(settings,
     monkeypatch.setattr("ml.training.TrainingResult.beats_baselines", property(lambda result: False))
     output = StringIO()
 
-    with pytest.raises(Exception, match="does not beat both baselines .*; it stays a candidate"):
+    with pytest.raises(Exception, match="does not beat every baseline .*; it stays a candidate"):
         call_command("train_propensity", "--as-of", "2026-06-01", "--activate", stdout=output)
 
-    assert "model   recency  logistic" in output.getvalue()
+    assert "model   recency  logistic    BG/NBD" in output.getvalue()
     assert ModelVersion.objects.get().status == ModelStatus.CANDIDATE
 
 
@@ -153,3 +200,23 @@ def test_snapshot_chunks_read_on_several_connections_equal_one_connections_read(
     assert threaded.labels.tolist() == alone.labels.tolist()
     assert len(alone.labels) == 7
     assert alone.positives > 0
+
+
+def test_older_snapshots_weigh_less_when_the_validation_snapshot_says_buying_drifts():
+    # Given an old snapshot where the bump sits at 60 days and a recent one, like validation, where it sits at 200
+    def shifted(seed: int, cutoff: datetime, peak: float) -> Snapshot:
+        base = snapshot(seed, 3000, cutoff)
+        recency = base.features["days_since_last_order"].to_numpy()
+        logit = -1.5 + 2.5 * np.exp(-(((recency - peak) / 25) ** 2))
+        labels = (np.random.default_rng(seed + 100).uniform(size=3000) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+        return Snapshot(cutoff, base.features, labels)
+
+    old = shifted(1, AS_OF - timedelta(days=540), peak=60)
+    recent = shifted(2, AS_OF - timedelta(days=180), peak=200)
+    validation = shifted(9, AS_OF - timedelta(days=90), peak=200)
+
+    result = train_propensity([old, recent], validation, candidates=({},), half_lives=(None, 90))
+
+    weighted, even = sorted(result.metrics["tuning"], key=lambda trial: trial["half_life_days"] is None)
+    assert weighted["log_loss"] < even["log_loss"]
+    assert result.half_life_days == 90

@@ -1,9 +1,11 @@
 from datetime import date
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from marketing.demo.store import StoreNotEmpty, generate_store
+from marketing.demo.store import StoreNotEmpty, build_demo_shop, generate_store
 
 
 def positive_int(text: str) -> int:
@@ -32,14 +34,26 @@ class Command(BaseCommand):
             "--replace", action="store_true",
             help="Delete existing customers, products, orders and events first (suppressions are kept).",
         )
+        parser.add_argument(
+            "--marketplace", action="store_true",
+            help="Also import a marketplace's sales log (var/demo/marketplace-buyers.txt): a quarter more buyers, "
+            "known only by their orders, as `make demo` does.",
+        )
 
     def handle(self, *args, **options) -> None:
         end_date = options["end_date"] or timezone.now().date()
+        arguments = {
+            "customers": options["customers"], "days": options["days"], "seed": options["seed"],
+            "end_date": end_date, "replace": options["replace"],
+        }  # fmt: skip
         try:
-            summary = generate_store(
-                customers=options["customers"], days=options["days"], seed=options["seed"],
-                end_date=end_date, replace=options["replace"],
-            )
+            if options["marketplace"]:
+                shop = build_demo_shop(**arguments, folder=Path(settings.BASE_DIR) / "var" / "demo")
+                summary = shop.summary
+            else:
+                summary = generate_store(**arguments)
         except StoreNotEmpty as error:
             raise CommandError(str(error)) from None
         self.stdout.write(summary.describe())
+        if options["marketplace"]:
+            self.stdout.write(f"{shop.marketplace_log}: {shop.marketplace.summary()}")
