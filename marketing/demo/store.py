@@ -9,7 +9,7 @@ from django.db import reset_queries, transaction
 from django.db.models import F
 
 from marketing.demo.behaviour import Timeline
-from marketing.demo.catalogue import Catalogue, build_catalogue
+from marketing.demo.catalogue import CATEGORIES, Catalogue, build_catalogue
 from marketing.demo.customers import DemoCustomer, draw_customer
 from marketing.demo.people import build_fakers
 from marketing.demo.seasons import build_calendar
@@ -52,7 +52,7 @@ def generate_store(customers: int, days: int, seed: int, end_date: date, replace
     if customers < 1 or days < 1:
         raise ValueError("A demo shop needs at least one customer and one day of history.")
     rng = Random(seed)
-    calendar = build_calendar(end_date, days)
+    calendar = build_calendar(end_date, days, tuple(category.name for category in CATEGORIES))
     catalogue = build_catalogue(rng)
     fakers = build_fakers(rng)
     start = datetime.combine(calendar.start, time(), tzinfo=UTC)
