@@ -7,6 +7,7 @@ import pytest
 
 from campaigns.engine import CampaignError, advance, launch, poll_triggers
 from campaigns.models import Campaign, Enrollment, Reentry, Step
+from campaigns.simulation import simulate
 from campaigns.steps import StepError, steps
 from campaigns.triggers import TriggerError, triggers
 from marketing.models import Customer, OrderLine
@@ -320,3 +321,18 @@ def test_a_bad_branch_condition_names_the_field(condition, field):
         steps.get("branch").clean({"forecast": condition, "then": "a", "else": "b"}, {"a", "b"})
 
     assert raised.value.field == field
+
+
+def test_a_simulation_replays_the_day_the_forecast_was_activated(people):
+    books_in_decline(people)
+    version = forecast()
+    ModelVersion.objects.filter(pk=version.pk).update(activated_at=NOW - timedelta(days=3))
+    draft = Campaign.objects.create(
+        name="Push books", trigger_type="forecast_changed", trigger_config={**CONFIG, "likely_buyers": 2}
+    )
+    Step.objects.create(campaign=draft, position=1, key="done", type="exit")
+
+    report = simulate(draft, days=7, now=NOW)
+
+    assert (report.fired, report.entered) == (2, 2)
+    assert Enrollment.objects.count() == 0  # nothing of a simulation stays
