@@ -263,15 +263,18 @@ def overall_figures(backtest: Backtest) -> dict:
     same windows: the origins after the first, where every method forecast and the scale is defined."""
     mase_errors, smape_errors = backtest.mase, backtest.smape
     categories = [s for s, name in enumerate(backtest.names) if name != ALL_SERIES]
-    columns = {method: METHODS.index(method) for method in METHODS}
+    # A method that forecast nothing (no series the model could learn from) is left out, not held against the rest.
+    columns = {
+        method: m for m, method in enumerate(METHODS) if not np.isnan(backtest.forecasts[:, categories, m, MEAN]).all()
+    }
     per_series: dict[str, dict[str, list[float]]] = {name: {"mase": [], "smape": []} for name in (*METHODS, SELECTED)}
     evaluated = 0
     for s in categories:
         windows = {name: {"mase": [], "smape": []} for name in per_series}
         for k in range(1, len(backtest.origins)):
             chosen = backtest.rolling_choice[k, s]
-            row = mase_errors[k, s]
-            if chosen < 0 or np.isnan(row).any():
+            row = mase_errors[k, s, list(columns.values())]
+            if chosen < 0 or np.isnan(row).any() or np.isnan(mase_errors[k, s, chosen]):
                 continue
             for name, column in (*columns.items(), (SELECTED, chosen)):
                 windows[name]["mase"].append(mase_errors[k, s, column])
@@ -281,7 +284,8 @@ def overall_figures(backtest: Backtest) -> dict:
         evaluated += 1
         for name, figures in windows.items():
             for metric, values in figures.items():
-                per_series[name][metric].append(float(np.mean(values)))
+                if values:
+                    per_series[name][metric].append(float(np.mean(values)))
     overall = {
         name: {metric: _rounded(mean_or_none(values)) for metric, values in figures.items()}
         for name, figures in per_series.items()

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
-from statsforecast.models import AutoETS, SeasonalNaive
 
 from ml.forecast.features import FEATURE_NAMES, YEAR_WEEKS
 
@@ -73,9 +72,17 @@ def seasonal_season(history_weeks: int) -> int:
     return YEAR_WEEKS if history_weeks >= YEAR_WEEKS else max(1, min(FALLBACK_SEASON_WEEKS, history_weeks))
 
 
+def _statsforecast():
+    # statsforecast brings numba and statsmodels, over a second to import: only forecasting pays for
+    # it, not every web request's or worker's start-up through the admin and the campaign triggers.
+    from statsforecast import models
+
+    return models
+
+
 def seasonal_naive(history: np.ndarray, horizon: int, level: int) -> PointsAndInterval:
     """Return statsforecast's seasonal naive forecast of the history, with its interval."""
-    result = SeasonalNaive(season_length=seasonal_season(len(history))).forecast(
+    result = _statsforecast().SeasonalNaive(season_length=seasonal_season(len(history))).forecast(
         y=history.astype(float), h=horizon, level=[level]
     )
     return _points(result, level)
@@ -86,7 +93,7 @@ def auto_ets(history: np.ndarray, horizon: int, level: int) -> PointsAndInterval
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # optimiser chatter on near-flat series
-            result = AutoETS(season_length=1, model="ZZN").forecast(y=history.astype(float), h=horizon, level=[level])
+            result = _statsforecast().AutoETS(season_length=1, model="ZZN").forecast(y=history.astype(float), h=horizon, level=[level])
     except NotImplementedError:
         return None  # "tiny datasets": fewer weeks than the smallest model has parameters plus four
     except Exception:  # noqa: BLE001 - statsforecast raises a bare Exception when no model fits, IndexError on degenerate fits

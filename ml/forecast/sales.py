@@ -72,6 +72,9 @@ def forecast_sales(history: SalesHistory, options: ForecastOptions) -> SalesFore
         target: {"series": series_figures(backtest), "overall": overall_figures(backtest)}
         for target, backtest in backtests.items()
     }
+    for target, result in targets.items():
+        for row, method, note in zip(figures[target]["series"], result.methods, result.notes, strict=True):
+            row["forecast_method"], row["note"] = method, note
     weeks = history.mondays(options.horizon_weeks)[history.weeks :]
     return SalesForecast(history.names, weeks, targets, backtests, figures, timings)
 

@@ -158,3 +158,18 @@ def test_overall_figures_compare_every_method_on_the_same_windows():
     assert overall["categories_evaluated"] == 8
     assert (backtest.rolling_choice[0] == -1).all()
     assert (backtest.rolling_choice[1:] >= 0).all()
+
+
+def test_a_store_of_exactly_the_minimum_is_forecast_by_baselines_alone():
+    history = synthetic_shop(categories=3, weeks=12, seed=2)
+
+    forecast = forecast_sales(history, ForecastOptions(threads=1))
+
+    units = forecast.figures["units"]
+    assert forecast.backtests["units"].origins == [1, 2, 3, 4]
+    assert {row["method"] for row in units["series"]} <= set(BASELINES)
+    assert {row["fallback"] for row in units["series"]} == {"12 weeks of history, under the 26 a model needs"}
+    assert units["overall"]["methods"]["model"]["mase"] is None  # too little for it to learn at any origin
+    assert units["overall"]["methods"]["selected"]["mase"] is not None
+    assert forecast.targets["units"].booster is not None  # it learns from all 12 weeks for the next version
+    assert all(row["note"] == "" for row in units["series"])

@@ -107,6 +107,8 @@ class Command(BaseCommand):
             smape = "".join(_cell(row, method, "smape", 1) for method in METHODS)
             name = row["series"][:CATEGORY_COLUMN_CHARS] or "(none)"
             note = f"  fallback: {row['fallback']}" if row["fallback"] else ""
+            if row.get("note"):
+                note += f"  ({row['note']})"
             self.stdout.write(
                 f"  {name:<{CATEGORY_COLUMN_CHARS}}{row['history_weeks']:>6}  {METHOD_LABELS.get(row['method'], row['method']):<15}"
                 f"    {mase}        {smape}{note}"
