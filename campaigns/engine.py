@@ -248,10 +248,15 @@ def poll_triggers(now: datetime | None = None) -> int:
             locked = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign.pk).first()
             if locked is None:
                 continue  # another tick is polling it
-            candidates = list(trigger.candidates(locked.trigger_config, locked.trigger_checked_at, now))
+            if trigger.cursored:
+                candidates, locked.trigger_cursor = trigger.candidates_after(
+                    locked.trigger_config, locked.trigger_cursor, now
+                )
+            else:
+                candidates = list(trigger.candidates(locked.trigger_config, locked.trigger_checked_at, now))
             enrolled += len(enroll(locked, candidates, now))
             locked.trigger_checked_at = now
-            locked.save(update_fields=["trigger_checked_at"])
+            locked.save(update_fields=["trigger_checked_at", "trigger_cursor"])
     return enrolled
 
 

@@ -16,17 +16,20 @@ from typing import Any, ClassVar, Protocol
 from django.conf import settings
 from django.db.models import Q
 
+from campaigns.forecast_conditions import clean_condition
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
 from campaigns.pacing import customer_zone, frequency_cap_reached, next_local_time, quiet_until
 from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
-from ml.models import ModelVersion, Score
+from ml.forecast_trends import category_trend
+from ml.models import SALES_FORECAST, ModelVersion, Score
 
 logger = logging.getLogger("kairos")
 
 # Customer columns an update step may change; anything else goes in attributes.<name>.
 UPDATABLE_FIELDS = ("first_name", "last_name", "locale", "timezone", "country", "city")
+BRANCH_CONDITIONS = ("rule", "score", "forecast", "event_since_entry", "ordered_since_entry")
 WEBHOOK_RETRY_BASE_S = 60
 
 
@@ -189,9 +192,9 @@ class Branch(StepType):
     example = {"ordered_since_entry": True, "then": "exit", "else": "send-reminder"}
 
     def clean(self, config, step_keys):
-        conditions = [name for name in ("rule", "score", "event_since_entry", "ordered_since_entry") if name in config]
+        conditions = [name for name in BRANCH_CONDITIONS if name in config]
         if len(conditions) != 1:
-            raise StepError("rule", "give exactly one of rule, score, event_since_entry or ordered_since_entry")
+            raise StepError("rule", f"give exactly one of {', '.join(BRANCH_CONDITIONS)}")
         condition = conditions[0]
         cleaned: dict[str, Any] = {"then": _key(config, "then", step_keys), "else": _key(config, "else", step_keys)}
         if condition == "rule":
@@ -211,6 +214,10 @@ class Branch(StepType):
             if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
                 raise StepError("score.at_least", "must be a probability between 0 and 1")
             cleaned["score"] = {"task": str(score.get("task", "purchase_propensity")), "at_least": float(threshold)}
+        elif condition == "forecast":
+            cleaned["forecast"] = clean_condition(
+                config["forecast"], lambda field, message: StepError(f"forecast.{field}", message)
+            ).as_config()
         elif condition == "event_since_entry":
             if not isinstance(config["event_since_entry"], str) or not config["event_since_entry"]:
                 raise StepError("event_since_entry", "must be an event name, e.g. product_viewed")
@@ -241,6 +248,8 @@ class Branch(StepType):
                 ).exists()
             )
             described = f"{config['score']['task']} score at least {config['score']['at_least']}"
+        elif "forecast" in config:
+            holds, described = _forecast_holds(config["forecast"], context)
         elif "event_since_entry" in config:
             holds = Event.objects.filter(
                 customer_id=customer_id,
@@ -259,6 +268,21 @@ class Branch(StepType):
         return StepResult(
             f"{described}: {'yes' if holds else 'no'}", next_key=config["then"] if holds else config["else"]
         )
+
+
+def _forecast_holds(config: dict[str, Any], context: StepContext) -> tuple[bool, str]:
+    """Tell whether the active sales forecast of the condition's category (or the enrollment's) meets it, and why."""
+    condition = clean_condition(config, lambda field, message: StepError(f"forecast.{field}", message))
+    category = condition.category or context.enrollment.trigger_data.get("category")
+    if not category:
+        return False, "forecast: no category named, and the enrollment did not start from one"
+    version = ModelVersion.objects.active(SALES_FORECAST).first()
+    trend = category_trend(version, category, condition.weeks) if version is not None else None
+    if trend is None:
+        return False, "no active sales forecast" if version is None else f"{version} does not forecast {category!r}"
+    change = trend.change(condition.compared_to)
+    measured = "no comparison" if change is None else f"{change:+.1f} %"
+    return condition.holds(trend), f"forecast of {category} ({measured}) {condition.describe()}"
 
 
 @steps.register("split")

@@ -3,8 +3,9 @@
 A trigger type answers one of two questions. Event triggers say whether a stored event matches
 (`matches_event`), and the engine asks them right after the events are committed. Polled
 triggers list the customers to enroll since the last check (`candidates`), and the engine's beat
-tick asks them. Other apps add trigger types in their own `triggers.py`, which the campaigns app
-discovers at start.
+tick asks them; a polled trigger whose source has an id or version that only increases reads
+after a cursor instead (`cursored`, `candidates_after`), which the engine keeps on the campaign.
+Other apps add trigger types in their own `triggers.py`, which the campaigns app discovers at start.
 """
 
 from abc import ABC
@@ -15,9 +16,12 @@ from typing import Any, ClassVar
 
 from django.db.models import Q
 
+from campaigns.forecast_conditions import clean_condition
 from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
-from ml.models import ModelVersion, Score
+from ml.buyers import likely_buyers
+from ml.forecast_trends import category_trends
+from ml.models import SALES_FORECAST, ModelStatus, ModelVersion, Score
 
 EVENT_NAME_MAX_CHARS = 64
 
@@ -53,6 +57,10 @@ class TriggerType(ABC):
     # A polled trigger that looks back on its first poll (a schedule, a date) gets since=None then;
     # the others start from the moment the campaign is launched.
     looks_back: ClassVar[bool] = False
+    # Polled triggers that read after a cursor (an id or version that only increases and is committed in
+    # order, DESIGN principle 7) set this: the engine then calls `candidates_after` with the campaign's
+    # cursor, None at first, and keeps the cursor it returns.
+    cursored: ClassVar[bool] = False
 
     def clean(self, config: dict[str, Any]) -> dict[str, Any]:
         """Return the config validated and normalised, or raise TriggerError naming the bad key."""
@@ -65,6 +73,13 @@ class TriggerType(ABC):
     def candidates(self, config: dict[str, Any], since: datetime | None, now: datetime) -> Iterable[Candidate]:
         """Return the customers to enroll for what happened in (since, now] (polled triggers)."""
         return ()
+
+    def candidates_after(
+        self, config: dict[str, Any], cursor: int | None, now: datetime
+    ) -> tuple[list[Candidate], int | None]:
+        """Return the customers to enroll for what was committed after `cursor`, and the cursor reached
+        (cursored triggers)."""
+        return [], cursor
 
 
 triggers: Registry[TriggerType] = Registry("trigger", lambda message: TriggerError("trigger_type", message))
@@ -291,3 +306,83 @@ class ScoreCrossed(TriggerType):
 class Manual(TriggerType):
     label = "Enrolled by hand from the admin"
     example = {}
+
+
+DEFAULT_LIKELY_BUYERS = 1_000
+MAX_LIKELY_BUYERS = 100_000
+
+
+@triggers.register("forecast_changed")
+class ForecastChanged(TriggerType):
+    """Each newly activated sales forecast is checked once: the cursor is the id of the last forecast
+    version looked at, so a rollback to an older version fires nothing, and a forecast activated while
+    the campaign was paused is still looked at when it resumes."""
+
+    label = "A category's sales forecast moves (against last year or the previous forecast)"
+    example = {
+        "category": "books",
+        "weeks": 4,
+        "direction": "below",
+        "percent": 10,
+        "compared_to": "last_year",
+        "likely_buyers": 500,
+        "min_likelihood": 0.02,
+    }
+    polled = True
+    looks_back = True  # a campaign launched today acts on today's forecast
+    cursored = True
+
+    def clean(self, config):
+        condition = clean_condition(config, TriggerError, extra_keys=("likely_buyers", "min_likelihood"))
+        limit = _whole(config, "likely_buyers", minimum=1, maximum=MAX_LIKELY_BUYERS, default=DEFAULT_LIKELY_BUYERS)
+        floor = config.get("min_likelihood", 0.0)
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor < 1:
+            raise TriggerError("min_likelihood", "must be a probability from 0 up to 1")
+        return {**condition.as_config(), "likely_buyers": limit, "min_likelihood": float(floor)}
+
+    def candidates_after(self, config, cursor, now):
+        version = ModelVersion.objects.active(SALES_FORECAST).first()
+        if version is None or (cursor is not None and version.pk <= cursor):
+            return [], cursor
+        return self._buyers(config, version, now), version.pk
+
+    def candidates(self, config, since, now):
+        # A simulation replays days, not cursors: the forecast activated within the day is looked at.
+        version = ModelVersion.objects.filter(
+            task=SALES_FORECAST, status=ModelStatus.ACTIVE, activated_at__lte=now
+        ).first()
+        if version is None or (since is not None and version.activated_at <= since):
+            return []
+        return self._buyers(config, version, now)
+
+    def _buyers(self, config: dict[str, Any], version: ModelVersion, now: datetime) -> list[Candidate]:
+        condition = clean_condition(
+            {key: value for key, value in config.items() if key not in ("likely_buyers", "min_likelihood")},
+            TriggerError,
+        )
+        chosen: dict[int, Candidate] = {}
+        for trend in category_trends(version, condition.weeks, condition.category):
+            if not condition.holds(trend):
+                continue
+            found = likely_buyers(trend.category, now, config["likely_buyers"], config["min_likelihood"])
+            for buyer in found.buyers:
+                held = chosen.get(buyer.customer_id)
+                # A customer likely to buy in two slowing categories is pushed the one they fit best.
+                if held is not None and held.data["likelihood"] >= buyer.likelihood:
+                    continue
+                chosen[buyer.customer_id] = Candidate(
+                    buyer.customer_id,
+                    {
+                        "category": trend.category,
+                        "forecast_version": version.pk,
+                        "weeks": [week.isoformat() for week in trend.weeks],
+                        "forecast_units": trend.forecast_units,
+                        "compared_to": condition.compared_to,
+                        "change_percent": trend.change(condition.compared_to),
+                        "likelihood": buyer.likelihood,
+                        "probability": buyer.probability,
+                        "affinity": buyer.affinity,
+                        "ranked_by": found.ranked_by,
+                    },
+                )
+        return [chosen[customer_id] for customer_id in sorted(chosen)]

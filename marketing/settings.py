@@ -353,6 +353,16 @@ ML_REASONS_TOP_DECILES = env_int("ML_REASONS_TOP_DECILES", 0)
 ML_FAIRNESS_THRESHOLD = float(env_str("ML_FAIRNESS_THRESHOLD") or 0.3)
 ML_FAIRNESS_MIN_GROUP = env_int("ML_FAIRNESS_MIN_GROUP", 30)
 
+# Sales forecasts (ml.forecast): weekly units and revenue per category, see docs/forecasts.md.
+FORECAST_HORIZON_WEEKS = env_int("FORECAST_HORIZON_WEEKS", 8)
+FORECAST_BACKTEST_ORIGINS = env_int("FORECAST_BACKTEST_ORIGINS", 4)
+FORECAST_INTERVAL_LEVEL = env_int("FORECAST_INTERVAL_LEVEL", 80)  # percent
+FORECAST_MIN_HISTORY_WEEKS = env_int("FORECAST_MIN_HISTORY_WEEKS", 12)
+FORECAST_MODEL_MIN_WEEKS = env_int("FORECAST_MODEL_MIN_WEEKS", 26)  # shorter categories use the best baseline
+# LightGBM's threads spin while they wait for each other: on a busy 2-core machine two threads took
+# six times as long as one (measured), and one model of ~300,000 rows trains in seconds anyway.
+FORECAST_THREADS = env_int("FORECAST_THREADS", 1)
+
 # Production hardening: on whenever DEBUG is off; each can be relaxed behind a TLS proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

@@ -411,3 +411,5 @@ class CustomerWithScoresAdmin(CustomerAdmin):
 
 admin.site.unregister(Customer)
 admin.site.register(Customer, CustomerWithScoresAdmin)
+
+from ml import forecast_admin  # noqa: E402,F401 - registers the sales forecasts' pages

@@ -5,6 +5,7 @@ into the markup is a number formatted here.
 """
 
 import math
+from datetime import date
 from html import escape
 
 WIDTH = 360
@@ -128,11 +129,11 @@ def _legend(names: list[str]) -> list[str]:
     return parts
 
 
-def _document(title: str, body: list[str], height: int) -> str:
+def _document(title: str, body: list[str], height: int, width: int = WIDTH) -> str:
     """Return the SVG element around ``body``, labelled for screen readers."""
     label = escape(title)
     opening = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{label}" font-family="sans-serif" font-size="10" fill="#333333">'
     )
     return "\n".join([opening, f"<title>{label}</title>", *body, "</svg>"])
@@ -169,3 +170,84 @@ def _x(value: float, scale: float) -> float:
 def _y(value: float, scale: float) -> float:
     """Return the vertical pixel of ``value`` on a 0..scale axis, kept inside the plot."""
     return PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * min(max(value / scale, 0.0), 1.0)
+
+
+FORECAST_WIDTH = 720
+FORECAST_PLOT_RIGHT = 704
+DATE_TICKS = 6
+
+
+def forecast_chart(
+    title: str,
+    y_title: str,
+    history: list[tuple[date, float]],
+    forecast: list[tuple[date, float, float, float]],
+    forecast_label: str,
+    interval_label: str,
+) -> str:
+    """Return an SVG of weekly history, then the forecast line over its shaded prediction interval.
+
+    `history` holds (week, value); `forecast` holds (week, forecast, low, high), in week order.
+    """
+    weeks = [week for week, _ in history] + [week for week, *_ in forecast]
+    if not weeks:
+        return _document(f"{title}: no weeks", [_text(PLOT_LEFT, PLOT_TOP + 20, "No weeks to show.")], CURVE_HEIGHT, FORECAST_WIDTH)
+    largest = max([value for _, value in history] + [high for *_, high in forecast] + [0.0])
+    scale = _nice_ceiling(largest)
+    count = len(weeks)
+
+    def x(index: int) -> float:
+        return PLOT_LEFT + (FORECAST_PLOT_RIGHT - PLOT_LEFT) * (index / max(count - 1, 1))
+
+    def y(value: float) -> float:
+        return _y(value, scale)
+
+    body = [
+        f'<rect x="{PLOT_LEFT}" y="{PLOT_TOP}" width="{FORECAST_PLOT_RIGHT - PLOT_LEFT}" '
+        f'height="{PLOT_BOTTOM - PLOT_TOP}" fill="none" stroke="#333333"/>'
+    ]
+    for step in range(TICK_COUNT + 1):
+        value = scale * step / TICK_COUNT
+        body.append(
+            f'<line x1="{PLOT_LEFT}" y1="{y(value):.1f}" x2="{FORECAST_PLOT_RIGHT}" y2="{y(value):.1f}" stroke="#eeeeee"/>'
+        )
+        body.append(_text(PLOT_LEFT - 6, y(value) + 3, _tick_label(value), anchor="end"))
+    ticks = sorted({round(k * (count - 1) / (DATE_TICKS - 1)) for k in range(DATE_TICKS)})
+    for index in ticks:
+        body.append(f'<line x1="{x(index):.1f}" y1="{PLOT_BOTTOM}" x2="{x(index):.1f}" y2="{PLOT_BOTTOM + 4}" stroke="#333333"/>')
+        # The end labels lean inwards, so the last week's date is not cut at the edge.
+        anchor = "end" if index == ticks[-1] and len(ticks) > 1 else "start" if index == 0 else "middle"
+        body.append(_text(x(index), PLOT_BOTTOM + 14, weeks[index].isoformat(), anchor=anchor))
+    middle_y = (PLOT_TOP + PLOT_BOTTOM) / 2
+    body.append(
+        f'<text x="12" y="{middle_y:.1f}" text-anchor="middle" transform="rotate(-90 12 {middle_y:.1f})">'
+        f"{escape(y_title)}</text>"
+    )
+    first = len(history)
+    if forecast:
+        band = [f"{x(first + k):.1f},{y(high):.1f}" for k, (*_, high) in enumerate(forecast)]
+        band += [f"{x(first + k):.1f},{y(low):.1f}" for k, (_, _, low, _) in reversed(list(enumerate(forecast)))]
+        body.append(f'<polygon points="{" ".join(band)}" fill="{PALETTE[1]}" fill-opacity="0.2" stroke="none"/>')
+        start = x(first - 1) if history else x(first)
+        body.append(
+            f'<line x1="{start:.1f}" y1="{PLOT_TOP}" x2="{start:.1f}" y2="{PLOT_BOTTOM}" stroke="{MUTED}" stroke-dasharray="4 4"/>'
+        )
+    if history:
+        points = " ".join(f"{x(k):.1f},{y(value):.1f}" for k, (_, value) in enumerate(history))
+        body.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/>')
+    if forecast:
+        joined = ([(first - 1, history[-1][1])] if history else []) + [
+            (first + k, mean) for k, (_, mean, _, _) in enumerate(forecast)
+        ]
+        points = " ".join(f"{x(k):.1f},{y(value):.1f}" for k, value in joined)
+        body.append(f'<polyline points="{points}" fill="none" stroke="{PALETTE[1]}" stroke-width="2"/>')
+    legend = [("History", PALETTE[0]), (forecast_label, PALETTE[1]), (interval_label, PALETTE[1])]
+    for index, (name, colour) in enumerate(legend):
+        left = PLOT_LEFT + 200 * index
+        top = PLOT_BOTTOM + 40
+        if index == 2:
+            body.append(f'<rect x="{left}" y="{top - 8}" width="14" height="10" fill="{colour}" fill-opacity="0.2"/>')
+        else:
+            body.append(f'<line x1="{left}" y1="{top - 3}" x2="{left + 14}" y2="{top - 3}" stroke="{colour}" stroke-width="3"/>')
+        body.append(_text(left + 18, top, name))
+    return _document(title, body, CURVE_HEIGHT - 10, FORECAST_WIDTH)

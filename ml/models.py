@@ -158,3 +158,61 @@ class Backtest(models.Model):
 
     def __str__(self) -> str:
         return f"Backtest of {self.model_version} as of {self.as_of:%Y-%m-%d}"
+
+
+SALES_FORECAST = "sales_forecast"
+
+
+class Forecast(models.Model):
+    """One week of one series' forecast under a version: units with their interval, and revenue with its own."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="forecasts")
+    category = models.CharField(max_length=120, help_text='The product category; "__all__" is the whole shop.')
+    week_start = models.DateField(help_text="The Monday of the week, in the shop's time zone.")
+    units = models.FloatField()
+    units_low = models.FloatField(help_text="Lower end of the prediction interval.")
+    units_high = models.FloatField(help_text="Upper end of the prediction interval.")
+    revenue = models.FloatField()
+    revenue_low = models.FloatField()
+    revenue_high = models.FloatField()
+    method = models.CharField(max_length=32, help_text="The method whose units forecast this is.")
+    revenue_method = models.CharField(max_length=32, help_text="The method whose revenue forecast this is.")
+
+    class Meta:
+        verbose_name = "sales forecast"
+        ordering = ["model_version", "category", "week_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "category", "week_start"], name="forecast_unique_week")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} from {self.week_start}: {self.units:.1f} units"
+
+
+class WeeklySales(models.Model):
+    """The weekly sales a forecast version learned from, kept with it: its charts and comparisons with last
+    year read what the version saw, whatever happens to the orders later."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="weekly_sales")
+    category = models.CharField(max_length=120, help_text='The product category; "__all__" is the whole shop.')
+    week_start = models.DateField(help_text="The Monday of the week, in the shop's time zone.")
+    units = models.FloatField()
+    revenue = models.FloatField()
+
+    class Meta:
+        verbose_name_plural = "weekly sales"
+        ordering = ["model_version", "category", "week_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "category", "week_start"], name="weekly_sales_unique_week")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} in the week of {self.week_start}: {self.units:.0f} units"
+
+
+class SalesForecastVersion(ModelVersion):
+    """The versions of the sales forecast, for their own admin page (activation judged by the backtest)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "sales forecast version"

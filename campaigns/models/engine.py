@@ -71,6 +71,12 @@ class Campaign(models.Model):
     trigger_checked_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Polled triggers look at what changed since this moment."
     )
+    trigger_cursor = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Cursored triggers look at what was committed after this id (e.g. a forecast version).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

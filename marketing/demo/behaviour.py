@@ -21,6 +21,8 @@ from itertools import accumulate
 from random import Random
 from typing import NamedTuple
 
+import numpy as np
+
 from marketing.demo.catalogue import CATEGORIES, Catalogue
 from marketing.demo.seasons import Calendar
 
@@ -229,10 +231,36 @@ def interest(profile: Profile, day: int) -> float:
 
 def episode_pressure(profile: Profile, calendar: Calendar) -> list[float]:
     """Return each day's chance of starting a shopping episode, before recent history bends it."""
+    mix = category_mix(profile, calendar)
     return [
-        profile.episode_rate * demand * interest(profile, day) * (profile.sale_appetite if on_sale else 1.0)
+        profile.episode_rate * demand * interest(profile, day) * (profile.sale_appetite if on_sale else 1.0) * mix[day]
         for day, (demand, on_sale) in enumerate(zip(calendar.demand, calendar.on_sale, strict=True))
     ]
+
+
+def category_weights(profile: Profile) -> list[float]:
+    """Return the chance that an episode of the customer's is about each category, all days alike."""
+    weights = [STRAY_CATEGORY_CHANCE / len(CATEGORIES)] * len(CATEGORIES)
+    cumulative = profile.category_weights
+    for category, before, after in zip(profile.categories, (0.0, *cumulative), cumulative, strict=False):
+        weights[category] += (1 - STRAY_CATEGORY_CHANCE) * (after - before) / cumulative[-1]
+    return weights
+
+
+def category_mix(profile: Profile, calendar: Calendar) -> list[float]:
+    """Return each day's demand of the categories the customer shops, weighted by how often they do:
+    a fan of a growing category shops more and more, a fan of a declining one less."""
+    if not calendar.category_demand:
+        return [1.0] * calendar.days
+    return (np.array(category_weights(profile)) @ calendar.category_matrix).tolist()
+
+
+def pick_order_category(rng: Random, profile: Profile, calendar: Calendar, day: int) -> int:
+    """Return the category a shopping episode starting on the day is about, as its demand that day has it."""
+    weights = category_weights(profile)
+    if calendar.category_demand:
+        weights = [weight * calendar.category_demand[category][day] for category, weight in enumerate(weights)]
+    return rng.choices(range(len(CATEGORIES)), weights=weights)[0]
 
 
 def browsing_chances(profile: Profile, calendar: Calendar) -> list[float]:
@@ -342,7 +370,7 @@ def shop(rng: Random, profile: Profile, catalogue: Catalogue, calendar: Calendar
     else:
         length = rng.randint(0, 3)
     end = start + length
-    category = pick_category(rng, profile)
+    category = pick_order_category(rng, profile, calendar, start)
     basket = list(dict.fromkeys(catalogue.pick(rng, category) for _ in range(basket_size(rng, profile.basket_mean))))
     source = rng.choices(SOURCES, cum_weights=SOURCE_CUM_WEIGHTS)[0]
     for day in range(start, min(end, calendar.days)):

@@ -1,4 +1,5 @@
-"""The demo shop's calendar: how busy each day is, which days are on sale, when newsletters go out.
+"""The demo shop's calendar: how busy each day is, which days are on sale, when newsletters go out,
+and how each category's demand moves against the shop's (its own trend and season).
 
 Days are UTC dates; day 0 is the first day of the generated history.
 """
@@ -6,6 +7,9 @@ Days are UTC dates; day 0 is the first day of the generated history.
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
+
+import numpy as np
 
 # Monday first: online shops are quietest on Friday and Saturday and busiest on Sunday evening.
 WEEKDAY_DEMAND = (1.05, 1.0, 0.95, 0.95, 0.9, 0.9, 1.25)
@@ -16,6 +20,18 @@ CYBER_WEEK_DEMAND = 2.0
 GIFT_SEASON_DEMAND = 1.35
 CHRISTMAS_DEMAND = 0.6
 ACQUISITION_CAMPAIGN_DAYS = {(3, 10), (9, 15)}  # (month, day) the spring and autumn ad campaigns start
+# Each category's own movement on top of the shop's: (growth per year, seasonal swing, peak day of the
+# year). Electronics grow and peak at Black Friday, outdoor gear sells in summer, books are in decline.
+CATEGORY_TRENDS = {
+    "apparel": (0.0, 0.2, 270),
+    "shoes": (0.05, 0.15, 110),
+    "home": (0.08, 0.2, 340),
+    "beauty": (0.12, 0.1, 345),
+    "electronics": (0.3, 0.3, 330),
+    "outdoor": (0.0, 0.45, 175),
+    "kids": (0.0, 0.15, 350),
+    "books": (-0.3, 0.1, 355),
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,7 @@ class Calendar:
     on_sale: tuple[bool, ...]
     campaigns: tuple[str, ...]  # the newsletter sent that day, "" when none
     acquisition_bursts: tuple[int, ...] = ()  # first days of the shop's acquisition pushes
+    category_demand: tuple[tuple[float, ...], ...] = ()  # per CATEGORIES entry, per day (category_demand)
 
     @property
     def days(self) -> int:
@@ -33,6 +50,11 @@ class Calendar:
     @property
     def last_day(self) -> date:
         return self.start + timedelta(days=self.days - 1)
+
+    @cached_property
+    def category_matrix(self) -> np.ndarray:
+        """Return `category_demand` as a (categories, days) array."""
+        return np.array(self.category_demand, dtype=float).reshape(len(self.category_demand), self.days)
 
 
 def black_friday(year: int) -> date:
@@ -66,6 +88,15 @@ def seasonal_demand(day: date) -> float:
     return yearly * WEEKDAY_DEMAND[day.weekday()]
 
 
+def category_demand(category: str, day: date, end: date) -> float:
+    """Return the category's demand on the day relative to the shop's: its growth compounded back from
+    `end` (where it is 1) times its own yearly swing, which averages 1 over a year."""
+    growth, swing, peak_day = CATEGORY_TRENDS.get(category, (0.0, 0.0, 0))
+    years_before_end = (end - day).days / 365.25
+    season = 1 + swing * math.cos(2 * math.pi * (day.timetuple().tm_yday - peak_day) / 365.25)
+    return (1 + growth) ** -years_before_end * season
+
+
 def campaign_name(day: date) -> str:
     """Return the name of the newsletter sent that day, or "" when none goes out."""
     if is_cyber_week(day):
@@ -75,8 +106,9 @@ def campaign_name(day: date) -> str:
     return ""
 
 
-def build_calendar(end: date, days: int) -> Calendar:
-    """Return the calendar of the `days` days before `end` (which is not included)."""
+def build_calendar(end: date, days: int, categories: tuple[str, ...] = ()) -> Calendar:
+    """Return the calendar of the `days` days before `end` (which is not included), with the daily
+    demand of each of `categories`."""
     dates = [end - timedelta(days=days - offset) for offset in range(days)]
     return Calendar(
         start=dates[0],
@@ -84,6 +116,7 @@ def build_calendar(end: date, days: int) -> Calendar:
         on_sale=tuple(is_on_sale(day) for day in dates),
         campaigns=tuple(campaign_name(day) for day in dates),
         acquisition_bursts=acquisition_bursts(dates),
+        category_demand=tuple(tuple(category_demand(name, day, end) for day in dates) for name in categories),
     )
 
 

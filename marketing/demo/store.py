@@ -10,7 +10,7 @@ from django.db import reset_queries, transaction
 from django.db.models import F
 
 from marketing.demo.behaviour import Timeline
-from marketing.demo.catalogue import Catalogue, build_catalogue
+from marketing.demo.catalogue import CATEGORIES, Catalogue, build_catalogue
 from marketing.demo.customers import DemoCustomer, draw_customer
 from marketing.demo.marketplace import (
     LOG_DATE_FORMAT,
@@ -61,7 +61,7 @@ def generate_store(customers: int, days: int, seed: int, end_date: date, replace
     if customers < 1 or days < 1:
         raise ValueError("A demo shop needs at least one customer and one day of history.")
     rng = Random(seed)
-    calendar = build_calendar(end_date, days)
+    calendar = build_calendar(end_date, days, tuple(category.name for category in CATEGORIES))
     catalogue = build_catalogue(rng)
     fakers = build_fakers(rng)
     start = datetime.combine(calendar.start, time(), tzinfo=UTC)
@@ -101,7 +101,7 @@ def build_demo_shop(customers: int, days: int, seed: int, end_date: date, folder
     summary = generate_store(customers=customers, days=days, seed=seed, end_date=end_date, replace=replace)
     # A stream of its own, so the shop's customers are the same with or without the marketplace.
     rng = Random(f"marketplace-{seed}")
-    calendar = build_calendar(end_date, days)
+    calendar = build_calendar(end_date, days, tuple(category.name for category in CATEGORIES))
     sales = marketplace_sales(rng, round(customers * MARKETPLACE_SHARE), build_catalogue(Random(seed)), calendar)
     log = write_marketplace_log(folder / "marketplace-buyers.txt", sales)
     report = import_file("orders", log, mapping=LOG_MAPPING, delimiter="whitespace", date_format=LOG_DATE_FORMAT)

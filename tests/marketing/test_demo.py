@@ -1,9 +1,11 @@
 """The demo shop generator: determinism, consistency of what it writes, refusal, and purchase signal."""
 
+import math
 import os
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -13,10 +15,18 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from marketing.demo.behaviour import MAX_BASKET_LINES, basket_size, draw_profile, simulate_customer
+from marketing.demo.behaviour import (
+    MAX_BASKET_LINES,
+    basket_size,
+    category_mix,
+    category_weights,
+    draw_profile,
+    pick_order_category,
+    simulate_customer,
+)
 from marketing.demo.catalogue import CATEGORIES, build_catalogue
 from marketing.demo.people import LOCALES, make_email
-from marketing.demo.seasons import black_friday, build_calendar, seasonal_demand
+from marketing.demo.seasons import CATEGORY_TRENDS, black_friday, build_calendar, category_demand, seasonal_demand
 from marketing.demo.store import StoreNotEmpty, generate_store
 from marketing.models import Customer, Event, Order, OrderLine, OrderStatus, Product, Suppression, SuppressionReason
 
@@ -346,3 +356,50 @@ def test_simulation_is_a_pure_function_of_the_seed():
 
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+def test_a_categorys_demand_compounds_its_growth_back_from_the_end_and_swings_around_its_peak():
+    end, peak = date(2026, 12, 4), date(2026, 12, 21)  # books peak on day 355
+    growth, swing, _ = CATEGORY_TRENDS["books"]
+
+    def season(day: date) -> float:
+        return 1 + swing * math.cos(2 * math.pi * (day.timetuple().tm_yday - 355) / 365.25)
+
+    assert category_demand("books", end, end) == pytest.approx(season(end))
+    year_before = end - timedelta(days=365)
+    assert category_demand("books", year_before, end) == pytest.approx((1 + growth) ** (-365 / 365.25) * season(year_before))
+    assert category_demand("books", peak, peak) == pytest.approx(1 + swing)
+    assert category_demand("unknown", end, end) == 1.0
+
+
+def test_an_orders_category_follows_each_categorys_demand_that_day():
+    calendar = build_calendar(END, 2, tuple(category.name for category in CATEGORIES))
+    demand = [(3.0 if category.name == "books" else 1.0, 1.0) for category in CATEGORIES]
+    calendar = replace(calendar, category_demand=tuple(demand))
+    profile = replace(draw_profile(Random(1), 2, 1), categories=(0,), category_weights=(1.0,))
+    books = next(k for k, category in enumerate(CATEGORIES) if category.name == "books")
+    weights = category_weights(profile)
+    rng = Random(3)
+
+    drawn = [pick_order_category(rng, profile, calendar, 0) for _ in range(20_000)]
+
+    expected = 3 * weights[books] / (sum(weights) + 2 * weights[books])
+    assert drawn.count(books) / len(drawn) == pytest.approx(expected, abs=0.01)
+    assert category_mix(profile, calendar) == pytest.approx([sum(weights) + 2 * weights[books], sum(weights)])
+    assert [pick_order_category(rng, profile, calendar, 1) for _ in range(2_000)].count(books) < 200
+
+
+@pytest.mark.django_db
+def test_the_generated_shop_sells_fewer_books_and_more_electronics_each_year():
+    generate_store(customers=600, days=730, seed=2, end_date=END)
+    halfway = datetime.combine(END - timedelta(days=365), datetime.min.time(), tzinfo=UTC)
+    kept = OrderLine.objects.exclude(order__status__in=[OrderStatus.CANCELLED, OrderStatus.REFUNDED])
+
+    def growth(category: str) -> float:
+        lines = kept.filter(product__category=category)
+        return lines.filter(order__placed_at__gte=halfway).count() / lines.filter(order__placed_at__lt=halfway).count()
+
+    assert CATEGORY_TRENDS["books"][0] < 0 < CATEGORY_TRENDS["electronics"][0]
+    # Customers come and go, so each category's count moves with its buyers too; against each other,
+    # books fall behind electronics as their trends say (0.7 / 1.3 = 0.54).
+    assert growth("books") / growth("electronics") < 0.8

@@ -1,10 +1,11 @@
 """Server-side SVG charts: well-formed, one line per series, escaped text, bounded bars."""
 
 import xml.etree.ElementTree as ET
+from datetime import date, timedelta
 
 import pytest
 
-from ml.charts import calibration_chart, gains_chart, importance_chart, roc_chart
+from ml.charts import calibration_chart, forecast_chart, gains_chart, importance_chart, roc_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = "<script>alert(1)</script>"
@@ -119,3 +120,27 @@ def test_importance_chart_escapes_feature_names_and_shortens_long_ones():
     assert HOSTILE[:21] + "…" in texts(root)
     assert "days_since_last_order…" in texts(root)
     assert root.get("role") == "img"
+
+
+def test_forecast_chart_draws_history_then_the_forecast_over_its_interval():
+    history = [(date(2026, 1, 5) + timedelta(weeks=k), float(10 + k)) for k in range(6)]
+    forecast = [(date(2026, 2, 16) + timedelta(weeks=k), 16.0, 12.0, 20.0) for k in range(3)]
+
+    svg = forecast_chart("Units per week of <books>", "Units", history, forecast, "Forecast (LightGBM)", "80% interval")
+
+    root = ET.fromstring(svg)
+    assert root.get("aria-label") == "Units per week of <books>"
+    assert root.get("width") == "720"
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert [len(line.get("points").split()) for line in lines] == [6, 4]  # the forecast starts at the last week
+    band = root.find("{http://www.w3.org/2000/svg}polygon").get("points").split()
+    assert len(band) == 6  # the interval's upper edge out, its lower edge back
+    labels = [text.text for text in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "2026-01-05" in labels and "2026-03-02" in labels
+    assert "&lt;books&gt;" in svg and "<books>" not in svg
+
+
+def test_forecast_chart_without_weeks_says_so():
+    svg = forecast_chart("Units", "Units", [], [], "Forecast", "80% interval")
+
+    assert "No weeks to show." in svg

@@ -182,3 +182,14 @@ def test_scoring_waits_until_every_customer_is_scored(settings, trained_version,
     assert sorted(Score.objects.values_list("customer_id", flat=True)) == sorted(
         Customer.objects.values_list("pk", flat=True)
     )
+
+
+def test_export_neutralises_shop_ids_a_spreadsheet_would_run(make_version, booster):
+    version = make_version(booster, version=1, status=ModelStatus.ACTIVE)
+    customer = CustomerFactory(external_id="=CMD(1)")
+    Score.objects.create(customer=customer, model_version=version, probability=0.5, decile=1, scored_at=AS_OF)
+    out = StringIO()
+
+    call_command("export_scores", "-", stdout=out)
+
+    assert out.getvalue() == "external_id,probability,decile\n'=CMD(1),0.500000,1\n"

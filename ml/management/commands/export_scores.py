@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from marketing.spreadsheets import neutralise_formula
 from ml.models import ModelVersion, Score
 
 
@@ -37,6 +38,6 @@ def write_scores_csv(handle, rows) -> int:
     writer.writerow(["external_id", "probability", "decile"])
     written = 0
     for external_id, probability, decile in rows.iterator(chunk_size=10_000):
-        writer.writerow([external_id, f"{probability:.6f}", decile])
+        writer.writerow([neutralise_formula(external_id), f"{probability:.6f}", decile])
         written += 1
     return written
