@@ -1,6 +1,7 @@
-"""The HTTP API for shops: `POST /api/v1/events` and its OpenAPI document at `/api/v1/openapi.json`.
+"""The HTTP API for shops: `POST /api/v1/events`, `POST /api/v1/messages` and the OpenAPI document at `/api/v1/openapi.json`.
 
-Views only authenticate, read and parse the request, then call `marketing.ingest.store_events`.
+Views only authenticate, read and parse the request, then call `marketing.ingest.store_events` or
+`marketing.inbound.store.store_messages`.
 Requests carry an API key, never a cookie, so they are exempt from CSRF checks.
 """
 
@@ -15,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from marketing.inbound.store import MAX_BATCH_MESSAGES, MAX_MESSAGE_CHARS, store_messages
 from marketing.ingest import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_NAME_CHARS,
@@ -56,10 +58,10 @@ def read_body(stream: IO[bytes], declared_length: int | None, limit: int) -> byt
         chunks.append(chunk)
 
 
-def parse_body(body: bytes) -> list[Any]:
-    """Return the list of events from a `{"events": [...]}` body, or raise MalformedBody."""
+def parse_body(body: bytes, field: str = "events") -> list[Any]:
+    """Return the list of items from a `{"events": [...]}` body (or another field's), or raise MalformedBody."""
     if not body.strip():
-        raise MalformedBody('the body is empty; send a JSON object such as {"events": [...]}')
+        raise MalformedBody(f'the body is empty; send a JSON object such as {{"{field}": [...]}}')
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as error:
@@ -71,14 +73,14 @@ def parse_body(body: bytes) -> list[Any]:
     except ValueError as error:  # NaN, Infinity, or an integer too long to read
         raise MalformedBody(f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
-        raise MalformedBody('the body must be a JSON object such as {"events": [...]}')
-    unknown = sorted(set(payload) - {"events"})
+        raise MalformedBody(f'the body must be a JSON object such as {{"{field}": [...]}}')
+    unknown = sorted(set(payload) - {field})
     if unknown:
-        raise MalformedBody(f'unknown top-level field {unknown[0]!r}; the body has one field, "events"')
-    events = payload.get("events")
-    if not isinstance(events, list):
-        raise MalformedBody('"events" must be an array of event objects')
-    return events
+        raise MalformedBody(f'unknown top-level field {unknown[0]!r}; the body has one field, "{field}"')
+    items = payload.get(field)
+    if not isinstance(items, list):
+        raise MalformedBody(f'"{field}" must be an array of {field[:-1]} objects')
+    return items
 
 
 def presented_key(request: HttpRequest) -> str:
@@ -95,14 +97,8 @@ def record_key_use(api_key: ApiKey, now: datetime) -> None:
     ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
 
 
-@csrf_exempt
-def ingest_events(request: HttpRequest) -> JsonResponse:
-    """Store a batch of events: 202 with a report on each event, or the reason the batch was refused."""
-    if request.method != "POST":
-        response = _error(405, "use POST")
-        response["Allow"] = "POST"
-        return response
-    now = timezone.now()
+def authenticate(request: HttpRequest, now: datetime) -> ApiKey | JsonResponse:
+    """Return the request's active API key, or the 401 response that refuses it."""
     raw_key = presented_key(request)
     if not raw_key:
         return _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
@@ -112,22 +108,68 @@ def ingest_events(request: HttpRequest) -> JsonResponse:
     if api_key.is_revoked:
         return _unauthorized("this API key was revoked; create a new one in the admin")
     record_key_use(api_key, now)
+    return api_key
 
+
+def read_batch(request: HttpRequest, field: str, max_items: int) -> list[Any] | JsonResponse:
+    """Return the items of a POSTed batch, or the 400/413 response that refuses the request."""
     limit = settings.API_MAX_BODY_BYTES
     try:
         body = read_body(request, _declared_length(request), limit)
     except BodyTooLarge:
-        return _error(413, f"the body is larger than {limit:,} bytes; send fewer events per request")
+        return _error(413, f"the body is larger than {limit:,} bytes; send fewer {field} per request")
     try:
-        events = parse_body(body)
+        items = parse_body(body, field)
     except MalformedBody as error:
         return _error(400, str(error))
-    if len(events) > MAX_BATCH_EVENTS:
-        return _error(413, f"a batch holds at most {MAX_BATCH_EVENTS:,} events, this one has {len(events):,}; split it")
+    if len(items) > max_items:
+        return _error(413, f"a batch holds at most {max_items:,} {field}, this one has {len(items):,}; split it")
+    return items
 
+
+@csrf_exempt
+def ingest_events(request: HttpRequest) -> JsonResponse:
+    """Store a batch of events: 202 with a report on each event, or the reason the batch was refused."""
+    if request.method != "POST":
+        response = _error(405, "use POST")
+        response["Allow"] = "POST"
+        return response
+    now = timezone.now()
+    api_key = authenticate(request, now)
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    events = read_batch(request, "events", MAX_BATCH_EVENTS)
+    if isinstance(events, JsonResponse):
+        return events
     report = store_events(events, now)
     logger.info(
         "events from key %s: %d received, %d stored, %d duplicates, %d rejected",
+        api_key.prefix,
+        report.received,
+        len(report.stored_ids),
+        len(report.duplicate_indexes),
+        report.rejected,
+    )
+    return JsonResponse(report.as_json(), status=202)
+
+
+@csrf_exempt
+def ingest_messages(request: HttpRequest) -> JsonResponse:
+    """Store a batch of customer messages: 202 with a report on each message, or the reason the batch was refused."""
+    if request.method != "POST":
+        response = _error(405, "use POST")
+        response["Allow"] = "POST"
+        return response
+    now = timezone.now()
+    api_key = authenticate(request, now)
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    messages = read_batch(request, "messages", MAX_BATCH_MESSAGES)
+    if isinstance(messages, JsonResponse):
+        return messages
+    report = store_messages(messages, now)
+    logger.info(
+        "messages from key %s: %d received, %d stored, %d duplicates, %d rejected",
         api_key.prefix,
         report.received,
         len(report.stored_ids),
@@ -180,12 +222,13 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Kairos events API",
+            "title": "Kairos API",
             "version": "1.0.0",
             "description": (
-                "Send what customers do in the shop as events. Each event is validated on its own: good "
-                "events are stored, bad ones are reported by index, field and reason, in one 202 response. "
-                "Sending the same event again (same `id`, or same content when it has none) stores it once."
+                "Send what customers do in the shop as events, and what they write as messages. Each event or "
+                "message is validated on its own: good ones are stored, bad ones are reported by index, field and "
+                "reason, in one 202 response. Sending the same item again (same `id`, or same content when it has "
+                "none) stores it once."
             ),
         },
         "servers": [{"url": "/"}],
@@ -261,6 +304,72 @@ def openapi_document() -> dict[str, Any]:
                             f"The body is larger than {settings.API_MAX_BODY_BYTES:,} bytes, or holds more than "
                             f"{MAX_BATCH_EVENTS:,} events; nothing was stored. Split the batch.",
                             f"a batch holds at most {MAX_BATCH_EVENTS:,} events, this one has 1,001; split it",
+                        ),
+                    },
+                }
+            },
+            "/api/v1/messages": {
+                "post": {
+                    "operationId": "ingestMessages",
+                    "summary": f"Store a batch of up to {MAX_BATCH_MESSAGES:,} customer messages",
+                    "description": (
+                        "Messages customers sent the shop (chat, contact form, SMS, social, or e-mail your own system "
+                        "received). Kairos cleans each one (HTML to text, quoted replies and signatures removed), matches "
+                        "the customer by id or address, reads its intent and sentiment, stores it as a `message_received` "
+                        "event and runs the campaigns that react to it. Each message is validated on its own."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "description": f"At most {settings.API_MAX_BODY_BYTES:,} bytes of UTF-8 JSON.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/MessageBatch"},
+                                "example": {
+                                    "messages": [
+                                        {
+                                            "id": "chat-88123",
+                                            "customer_id": "C00042",
+                                            "email": "ann@example.com",
+                                            "channel": "chat",
+                                            "subject": "My order",
+                                            "body": "Hi, where is my order 10234? It was due on Monday.",
+                                            "received_at": "2024-12-31T18:30:00+01:00",
+                                        }
+                                    ]
+                                },
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "The batch was read; the body says which messages were stored (with their "
+                            "Kairos ids), which were duplicates and why the others were rejected.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/MessageReport"},
+                                    "example": {
+                                        "received": 2,
+                                        "stored": 1,
+                                        "duplicates": 0,
+                                        "rejected": 1,
+                                        "customers_matched": 1,
+                                        "messages": [{"index": 0, "id": 17}],
+                                        "duplicate_indexes": [],
+                                        "errors": [{"index": 1, "field": "body", "error": "is blank: it has no text, only whitespace or markup"}],
+                                    },
+                                }
+                            },
+                        },
+                        "400": refusal(
+                            'The body is not UTF-8 JSON of the shape {"messages": [...]}; nothing was stored.',
+                            "malformed JSON: Expecting value at line 1, column 1",
+                        ),
+                        "401": refusal("The API key is missing, unknown or revoked; nothing was stored.", "invalid API key"),
+                        "405": refusal("Only POST is accepted.", "use POST"),
+                        "413": refusal(
+                            f"The body is larger than {settings.API_MAX_BODY_BYTES:,} bytes, or holds more than "
+                            f"{MAX_BATCH_MESSAGES:,} messages; nothing was stored. Split the batch.",
+                            f"a batch holds at most {MAX_BATCH_MESSAGES:,} messages, this one has 1,001; split it",
                         ),
                     },
                 }
@@ -381,7 +490,7 @@ def openapi_document() -> dict[str, Any]:
                         "index": {
                             "type": "integer",
                             "minimum": 0,
-                            "description": "Position of the event in the batch, from 0.",
+                            "description": "Position of the event (or message) in the batch, from 0.",
                         },
                         "field": {
                             "type": ["string", "null"],
@@ -389,6 +498,97 @@ def openapi_document() -> dict[str, Any]:
                             "One event may have several errors.",
                         },
                         "error": {"type": "string"},
+                    },
+                },
+                "MessageBatch": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "messages": {
+                            "type": "array",
+                            "maxItems": MAX_BATCH_MESSAGES,
+                            "items": {"$ref": "#/components/schemas/InboundMessage"},
+                        }
+                    },
+                },
+                "InboundMessage": {
+                    "type": "object",
+                    "description": "A message needs `body` or `html`; a field not listed here is rejected, naming it.",
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {
+                            "type": ["string", "integer", "null"],
+                            "maxLength": 255,
+                            "description": "Idempotency key. Without one, an id is derived from the sender, time, subject "
+                            "and text, so a replayed batch adds nothing.",
+                        },
+                        "customer_id": {
+                            "type": ["string", "integer", "null"],
+                            "maxLength": 255,
+                            "description": "The shop's customer id. Matched first; an unknown id creates no customer.",
+                        },
+                        "email": {
+                            "type": ["string", "null"],
+                            "format": "email",
+                            "description": "The sender's address: matches the customer when the id does not, and "
+                            "receives any reply.",
+                        },
+                        "name": {"type": ["string", "null"], "maxLength": 200},
+                        "channel": {
+                            "type": ["string", "null"],
+                            "enum": ["email", "chat", "web_form", "sms", "social", "other", None],
+                            "description": "Where the message was written; chat when absent.",
+                        },
+                        "subject": {"type": ["string", "null"], "maxLength": 255},
+                        "body": {
+                            "type": ["string", "null"],
+                            "maxLength": MAX_MESSAGE_CHARS,
+                            "description": "Plain text. Quoted replies and signatures are cut off; empty, blank or "
+                            "binary text (NUL or control characters) is rejected.",
+                        },
+                        "html": {
+                            "type": ["string", "null"],
+                            "description": "An HTML body, reduced to its visible text when no plain body is given.",
+                        },
+                        "received_at": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": f"ISO 8601 with a UTC offset, at most {MAX_FUTURE_SKEW_S} s in the future; "
+                            "now when absent.",
+                        },
+                        "headers": {
+                            "type": ["object", "null"],
+                            "additionalProperties": {"type": "string"},
+                            "description": "Mail headers, if the message was an e-mail: Auto-Submitted, X-Autoreply, "
+                            "Precedence and List-Id mark mail that is never answered automatically.",
+                        },
+                    },
+                },
+                "MessageReport": {
+                    "type": "object",
+                    "description": "received = stored + duplicates + rejected.",
+                    "required": [
+                        "received", "stored", "duplicates", "rejected", "customers_matched", "messages",
+                        "duplicate_indexes", "errors",
+                    ],
+                    "properties": {
+                        "received": {"type": "integer", "minimum": 0},
+                        "stored": {"type": "integer", "minimum": 0},
+                        "duplicates": {"type": "integer", "minimum": 0},
+                        "rejected": {"type": "integer", "minimum": 0},
+                        "customers_matched": {"type": "integer", "minimum": 0},
+                        "messages": {
+                            "type": "array",
+                            "description": "The stored messages: their position in the batch and their Kairos id.",
+                            "items": {
+                                "type": "object",
+                                "required": ["index", "id"],
+                                "properties": {"index": {"type": "integer"}, "id": {"type": "integer"}},
+                            },
+                        },
+                        "duplicate_indexes": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/EventError"}},
                     },
                 },
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},

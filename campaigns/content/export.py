@@ -6,10 +6,9 @@ import json
 from collections.abc import Iterable
 
 from campaigns.models import ContentPiece
+from marketing.spreadsheets import spreadsheet_safe
 
 EXPORT_COLUMNS = ["channel", "subject", "locale", "segment", "status", "body", "title", "description", "json_ld"]
-# A spreadsheet runs a cell starting with one of these as a formula; a product name must not.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_row(piece: ContentPiece) -> dict:
@@ -32,7 +31,7 @@ def _cell(value) -> str:
         return ""
     # Keys sorted: PostgreSQL's jsonb does not keep the order they were written in; sorted, exports compare.
     text = json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, dict) else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return spreadsheet_safe(text)
 
 
 def pieces_csv(pieces: Iterable[ContentPiece]) -> str:
