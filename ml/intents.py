@@ -74,9 +74,9 @@ _ENGLISH_WORDS = frozenset(
 )
 # Common words of languages customers often write in that are not English; words English shares are left out.
 _FOREIGN_WORDS = {
-    "de": frozenset("ich und nicht ist mein meine der das bitte danke wo wann bestellung habe mit für ein eine sie noch zu auf kann wir".split()),
-    "fr": frozenset("je et est mon ma mes les le pas merci bonjour commande vous pour avec une où quand colis reçu ne".split()),
-    "es": frozenset("el los mi mis es y por favor gracias hola pedido dónde cuándo que qué una con para tengo".split()),
+    "de": frozenset("ich und nicht ist mein meine der das bitte danke wo wann bestellung habe mit für ein eine sie noch zu auf kann wir keine kein mehr schon auch aus bei nach ihr ihre uns dem den vom zum wie warum".split()),
+    "fr": frozenset("je et est mon ma mes les le pas merci bonjour commande vous pour avec une où quand colis reçu ne plus des du au aux qui mais très bien votre vos suis".split()),
+    "es": frozenset("el los mi mis es y por favor gracias hola pedido dónde cuándo que qué una con para tengo muy bien pero su sus del al ya nada".split()),
     "it": frozenset("il mio mia è non per grazie ciao ordine dove quando che sono ho con una".split()),
     "pt": frozenset("meu minha é não por obrigado obrigada olá pedido onde quando que com uma para".split()),
     "nl": frozenset("ik en niet mijn het een bedankt bestelling waar wanneer graag van met".split()),
