@@ -41,7 +41,7 @@ def test_a_request_without_a_valid_key_is_refused_and_stores_nothing(client):
     assert InboundMessage.objects.count() == 0
 
 
-def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(client, raw_key, office_hours, heard, django_capture_on_commit_callbacks):
+def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(client, raw_key, office_hours, django_capture_on_commit_callbacks):
     known = CustomerFactory(external_id="C1", email="ann@example.com")
     by_address = CustomerFactory(external_id="C2", email="bob@example.com")
     batch = {
@@ -62,7 +62,7 @@ def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(clien
         ]
     }
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as callbacks:
         response = post(client, batch, key=raw_key)
 
     assert response.status_code == 202
@@ -92,7 +92,25 @@ def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(clien
         (by_address.pk, InboundChannel.CHAT, "Hello", "Refund please", InboundStatus.NEW, office_hours),
         (None, InboundChannel.CHAT, "", "Do you ship to Oslo?", InboundStatus.NEW, office_hours),
     ]
-    assert heard == [[message.pk for message in stored]]
+    # Listeners hear of the stored messages once, after commit.
+    assert [(callback.func.__name__, callback.args) for callback in callbacks] == [
+        ("notify_messages_stored", ([message.pk for message in stored],))
+    ]
+
+
+def test_listeners_are_called_with_the_new_ids_and_a_failing_one_costs_nothing(heard):
+    from marketing.events import notify_messages_stored
+
+    def broken(ids):
+        raise RuntimeError("down")
+
+    register_message_listener(broken)
+    try:
+        notify_messages_stored([4, 5])
+    finally:
+        unregister_message_listener(broken)
+
+    assert heard == [[4, 5]]
 
 
 def test_a_resent_message_is_stored_once(client, raw_key, office_hours):
