@@ -128,7 +128,7 @@ def _process(message: InboundMessage, prediction: Prediction | None, version: st
             message.record("no campaign reacts to it; nothing needs doing", now)
             message.save(update_fields=["actions", "updated_at"])
         else:
-            reason = f"no active campaign reacts to {message.intent} messages"
+            reason = f"no active campaign reacts to {message.intent} messages at confidence {message.confidence:.2f}"
             message.record(f"nothing automatic: {reason}; waits for a person", now)
             message.needs_person, message.needs_person_reason = True, reason
             message.save(update_fields=["actions", "needs_person", "needs_person_reason", "updated_at"])
