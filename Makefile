@@ -68,6 +68,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/segments.py --customers $${CUSTOMERS:-100000}
 	$(PY) bench/send.py --messages $${MESSAGES:-20000} --workers $${WORKERS:-2}
 	$(PY) bench/trigger_latency.py --events $${EVENTS:-1000}
+	$(PY) bench/classify.py --messages $${CLASSIFY_MESSAGES:-100000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 outbox

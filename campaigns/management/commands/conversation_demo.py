@@ -65,7 +65,7 @@ class Command(BaseCommand):
             f"{body.get('rejected', 0)} refused"
         )
         for error in body.get("errors", []):
-            self.stdout.write(f"  message {error['index']}: {error['field']}: {error['error']}")
+            self.stdout.write(f"  item {error['index']} of the batch refused: {error['field']}: {error['error']}")
         for item in body.get("messages", []):
             self.describe(InboundMessage.objects.get(pk=item["id"]))
         self.stdout.write(
