@@ -18,11 +18,10 @@ class CampaignsConfig(AppConfig):
         # Built-in trigger and step types, then any other app's own triggers.py and steps.py.
         autodiscover_modules("triggers", "steps")
         # The worked example of docs/extending.md, shipped and registered like any other app's modules.
-        import campaigns.examples.price_drop.steps  # noqa: F401
-        import campaigns.examples.price_drop.triggers  # noqa: F401
-
         # The steps of conversation workflows: reply, hold promotions, suppress, flag for a person.
         import campaigns.conversations.steps  # noqa: F401
+        import campaigns.examples.price_drop.steps  # noqa: F401
+        import campaigns.examples.price_drop.triggers  # noqa: F401
 
         register_event_listener(hand_events_to_engine)
         register_message_listener(hand_messages_to_conversations)

@@ -68,18 +68,16 @@ _WORD = re.compile(r"[a-z\u00c0-\u024f']+")
 _SPACES = re.compile(r"\s+")
 _FOREIGN_LETTERS = re.compile(r"[ßäöüñ¿¡çãõøåæœąęłńśźżčřšžğış]")
 _ENGLISH_WORDS = frozenset(
-    "the and is my i you to of it for in on not have has was what where when how can could please order with this "
-    "that me be are do did your an thanks thank hi hello would will get got just still been want need from they "
-    "there about why any our if or but so".split()
+    ["the", "and", "is", "my", "i", "you", "to", "of", "it", "for", "in", "on", "not", "have", "has", "was", "what", "where", "when", "how", "can", "could", "please", "order", "with", "this", "that", "me", "be", "are", "do", "did", "your", "an", "thanks", "thank", "hi", "hello", "would", "will", "get", "got", "just", "still", "been", "want", "need", "from", "they", "there", "about", "why", "any", "our", "if", "or", "but", "so"]
 )
 # Common words of languages customers often write in that are not English; words English shares are left out.
 _FOREIGN_WORDS = {
-    "de": frozenset("ich und nicht ist mein meine der das bitte danke wo wann bestellung habe mit für ein eine sie noch zu auf kann wir keine kein mehr schon auch aus bei nach ihr ihre uns dem den vom zum wie warum".split()),
-    "fr": frozenset("je et est mon ma mes les le pas merci bonjour commande vous pour avec une où quand colis reçu ne plus des du au aux qui mais très bien votre vos suis".split()),
-    "es": frozenset("el los mi mis es y por favor gracias hola pedido dónde cuándo que qué una con para tengo muy bien pero su sus del al ya nada".split()),
-    "it": frozenset("il mio mia è non per grazie ciao ordine dove quando che sono ho con una".split()),
-    "pt": frozenset("meu minha é não por obrigado obrigada olá pedido onde quando que com uma para".split()),
-    "nl": frozenset("ik en niet mijn het een bedankt bestelling waar wanneer graag van met".split()),
+    "de": frozenset(["ich", "und", "nicht", "ist", "mein", "meine", "der", "das", "bitte", "danke", "wo", "wann", "bestellung", "habe", "mit", "für", "ein", "eine", "sie", "noch", "zu", "auf", "kann", "wir", "keine", "kein", "mehr", "schon", "auch", "aus", "bei", "nach", "ihr", "ihre", "uns", "dem", "den", "vom", "zum", "wie", "warum"]),
+    "fr": frozenset(["je", "et", "est", "mon", "ma", "mes", "les", "le", "pas", "merci", "bonjour", "commande", "vous", "pour", "avec", "une", "où", "quand", "colis", "reçu", "ne", "plus", "des", "du", "au", "aux", "qui", "mais", "très", "bien", "votre", "vos", "suis"]),
+    "es": frozenset(["el", "los", "mi", "mis", "es", "y", "por", "favor", "gracias", "hola", "pedido", "dónde", "cuándo", "que", "qué", "una", "con", "para", "tengo", "muy", "bien", "pero", "su", "sus", "del", "al", "ya", "nada"]),
+    "it": frozenset(["il", "mio", "mia", "è", "non", "per", "grazie", "ciao", "ordine", "dove", "quando", "che", "sono", "ho", "con", "una"]),
+    "pt": frozenset(["meu", "minha", "é", "não", "por", "obrigado", "obrigada", "olá", "pedido", "onde", "quando", "que", "com", "uma", "para"]),
+    "nl": frozenset(["ik", "en", "niet", "mijn", "het", "een", "bedankt", "bestelling", "waar", "wanneer", "graag", "van", "met"]),
 }  # fmt: skip
 
 # The keyword baseline: the first rule with a keyword in the message decides, else "other".

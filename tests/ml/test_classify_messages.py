@@ -77,7 +77,7 @@ def test_a_csv_file_without_a_text_column_is_refused_naming_its_columns(intent_m
 
 def test_a_file_that_is_not_utf8_is_refused_with_its_line(intent_model, tmp_path: Path):
     source = tmp_path / "mail.txt"
-    source.write_bytes("fine\nalso fine\n".encode() + b"caf\xe9 latte\n")
+    source.write_bytes(b"fine\nalso fine\n" + b"caf\xe9 latte\n")
 
     with pytest.raises(CommandError, match=r"mail.txt, line 3: not UTF-8 text \(byte 18\)"):
         call_command("classify_messages", str(source))

@@ -130,7 +130,7 @@ def test_a_message_in_another_language_is_other_at_a_uniform_guess_confidence(sm
     [prediction] = small_model.predict(["Wo ist meine Bestellung? Ich warte schon lange."])
 
     assert (prediction.language, prediction.intent, prediction.confidence) == ("other", "other", UNSUPPORTED_CONFIDENCE)
-    assert UNSUPPORTED_CONFIDENCE == round(1 / len(INTENTS), 3)
+    assert round(1 / len(INTENTS), 3) == UNSUPPORTED_CONFIDENCE
 
 
 def test_a_labelled_file_with_an_unknown_intent_is_refused_with_its_line_and_field(tmp_path: Path):
