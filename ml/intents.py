@@ -231,7 +231,7 @@ def _fit_head(features, labels: np.ndarray, groups: np.ndarray, classes: Sequenc
     folds = min(CALIBRATION_FOLDS, len(set(groups)))
     decisions = np.zeros((len(labels), len(present)))
     for train, test in GroupKFold(folds).split(features, labels, groups):
-        model = LinearSVC(C=SVM_C).fit(features[train], labels[train])
+        model = LinearSVC(C=SVM_C, random_state=0).fit(features[train], labels[train])
         fold_decisions = model.decision_function(features[test])
         for column, label in enumerate(model.classes_):
             decisions[test, present.index(label)] = fold_decisions[:, column] if fold_decisions.ndim > 1 else (
@@ -242,7 +242,7 @@ def _fit_head(features, labels: np.ndarray, groups: np.ndarray, classes: Sequenc
         target = (labels == label).astype(int)
         sigmoid = LogisticRegression(C=1e4).fit(decisions[:, [column]], target) if 0 < target.sum() < len(target) else None
         calibration.append([sigmoid.coef_[0, 0], sigmoid.intercept_[0]] if sigmoid is not None else [1.0, 0.0])
-    final = LinearSVC(C=SVM_C).fit(features, labels)
+    final = LinearSVC(C=SVM_C, random_state=0).fit(features, labels)
     order = [list(final.classes_).index(label) for label in present]
     coef, intercept = final.coef_, final.intercept_
     if len(present) == 2:  # a binary SVM has one row; spell it out as two opposite ones

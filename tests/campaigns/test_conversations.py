@@ -357,3 +357,18 @@ def test_the_workflows_are_installed_once_and_keep_a_marketers_edits(workflows):
 
 def test_a_client_without_a_key_reaches_nothing(client, workflows):
     assert Client().post("/api/v1/messages", "{}", content_type="application/json").status_code == 401
+
+
+def test_inbound_mail_without_the_webhook_secret_is_refused_and_stores_nothing(client, settings, workflows):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
+    customer = CustomerFactory()
+
+    response = client.post(
+        "/anymail/postmark/inbound/",
+        json.dumps({"FromFull": {"Email": customer.email}, "ToFull": [{"Email": "help@shop.example"}], "Subject": "unsubscribe",
+                    "TextBody": "Please unsubscribe me", "Headers": []}),
+        content_type="application/json",
+    )  # fmt: skip
+
+    assert response.status_code == 400
+    assert (InboundMessage.objects.count(), Suppression.objects.count()) == (0, 0)
