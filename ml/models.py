@@ -136,3 +136,11 @@ class ScoringChunk(models.Model):
 
     def __str__(self) -> str:
         return f"customers {self.first_id}–{self.last_id} ({self.status})"
+
+
+class IntentModelVersion(ModelVersion):
+    """The message-intent versions, for their own admin page (the same rows as every model version)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "message intent model"
