@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,11 +112,11 @@ def test_the_command_writes_only_csv_to_stdout_and_logs_to_stderr(transactional_
     )
     source = tmp_path / "mail.txt"
     source.write_text("where is my order\nthank you so much!\n", encoding="utf-8")
-    env = {"DATABASE_URL": worker_database_url(connection.settings_dict), "DJANGO_SETTINGS_MODULE": "tests.settings", "PATH": ""}
+    env = {**os.environ, "DATABASE_URL": worker_database_url(connection.settings_dict), "DJANGO_SETTINGS_MODULE": "tests.settings"}
 
     done = subprocess.run(
         [sys.executable, "manage.py", "classify_messages", str(source)],
-        cwd=Path(__file__).resolve().parents[2], env={**__import__("os").environ, **env}, capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, check=True,
     )
 
     assert [row[:3] for row in rows(done.stdout)] == [HEADER[:3], ["where is my order", "en", "order_status"], ["thank you so much!", "en", "praise"]]
