@@ -53,7 +53,9 @@ def write_messages(path: Path, count: int, seed: int) -> float:
             else:
                 text = rng.choice(sources)
                 chinese = any("\u4e00" <= char <= "\u9fff" for char in text)
-                text += rng.choice(["", f" 订单号{number}", f" #{number}"] if chinese else ["", f" Order {number}.", f" #{number}"])
+                text += rng.choice(
+                    ["", f" 订单号{number}", f" #{number}"] if chinese else ["", f" Order {number}.", f" #{number}"]
+                )
             total += len(text)
             writer.writerow([text])
     return total / max(count, 1)

@@ -272,7 +272,10 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     pending: list[tuple[Message, object]] = []
     for message in messages:
         problem = _refusal(
-            message, customers.get(message.customer_id), suppressed.get(hashes[message.pk]), holds.get(message.customer_id)
+            message,
+            customers.get(message.customer_id),
+            suppressed.get(hashes[message.pk]),
+            holds.get(message.customer_id),
         )
         if problem is not None:
             message.status, message.error = problem
@@ -306,7 +309,10 @@ def _refusal(
         if customer["consent_state"] != Consent.OPTED_IN:
             return MessageStatus.SUPPRESSED, f"no consent to marketing e-mail ({customer['consent_state']})"
         if held_until is not None:
-            return MessageStatus.SUPPRESSED, f"promotional e-mail is held until {held_until:%Y-%m-%d %H:%M} UTC after a complaint"
+            return (
+                MessageStatus.SUPPRESSED,
+                f"promotional e-mail is held until {held_until:%Y-%m-%d %H:%M} UTC after a complaint",
+            )
     if "@" not in message.to_email or any(char in message.to_email for char in "\r\n<>,;\"' "):
         return MessageStatus.FAILED, f"invalid recipient address {message.to_email!r}"
     return None
@@ -319,7 +325,8 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     reply = message.kind in REPLY_KINDS
     conversation, order = reply_context(message.inbound_message) if reply else ({}, {})
     if reply and customer is None:
-        customer_view = customer_data({"email": message.to_email, "first_name": getattr(message.inbound_message, "from_name", "")})
+        name = getattr(message.inbound_message, "from_name", "")
+        customer_view = customer_data({"email": message.to_email, "first_name": name})
     # A reply speaks the language the customer wrote in.
     locale = conversation.get("language") if conversation.get("language") in ("en", "zh") else customer_view["locale"]
     version = version_for_locale(versions.get(template.pk, {}), locale)
@@ -347,7 +354,10 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
         # The compiled source has its layout written in; name the line of the marketer's own source.
         error = locate_error(version, context) or error
         return Result(Outcome.REJECTED, f"template {template.name!r} v{version.number}: {error}")
-    from_email = (template.from_email or settings.CONVERSATION_REPLY_FROM or settings.DEFAULT_FROM_EMAIL) if reply else sender(template)
+    if reply:
+        from_email = template.from_email or settings.CONVERSATION_REPLY_FROM or settings.DEFAULT_FROM_EMAIL
+    else:
+        from_email = sender(template)
     message.template_version = version
     message.subject = rendered.subject[:255]
     message.links = list(rendered.links)

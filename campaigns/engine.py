@@ -484,7 +484,8 @@ class LiveEffects:
         return outcome
 
     def hold_promotions(self, context: StepContext, days: int, message_id: int | None) -> str:
-        return conversation_actions.hold_promotions(message_id, context.customer["pk"], days, context.now, f"campaign {context.campaign.name}")
+        reason = f"campaign {context.campaign.name}"
+        return conversation_actions.hold_promotions(message_id, context.customer["pk"], days, context.now, reason)
 
     def flag_message(self, context: StepContext, message_id: int, reason: str) -> str:
         return conversation_actions.flag_for_person(message_id, reason, context.now)

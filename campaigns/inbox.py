@@ -22,7 +22,9 @@ LIST_BODY_CHARS = 80
 
 class LabelForm(forms.Form):
     intent = forms.ChoiceField(choices=[(intent, intent) for intent in INTENTS])
-    sentiment = forms.ChoiceField(choices=[("", "keep what Kairos read")] + [(s, s) for s in SENTIMENTS], required=False)
+    sentiment = forms.ChoiceField(
+        choices=[("", "keep what Kairos read")] + [(s, s) for s in SENTIMENTS], required=False
+    )
 
 
 class ReplyForm(forms.Form):
@@ -138,7 +140,9 @@ class InboundMessageAdmin(admin.ModelAdmin):
                     corrected_by=author[:150],
                     corrected_at=now,
                 )
-        self.message_user(request, f"{queryset.count()} message(s) labelled {intent}; the next training learns from them.")
+        self.message_user(
+            request, f"{queryset.count()} message(s) labelled {intent}; the next training learns from them."
+        )
         return None
 
     @admin.action(description="Reply with a template", permissions=["change"])

@@ -161,7 +161,9 @@ class MessageReceived(TriggerType):
         else:
             intents = [intent] if isinstance(intent, str) else intent
             if not isinstance(intents, list) or not intents or any(item not in INTENTS for item in intents):
-                raise TriggerError("intent", f'must be "*", one of {", ".join(INTENTS)}, or a list of them (got {intent!r})')
+                raise TriggerError(
+                    "intent", f'must be "*", one of {", ".join(INTENTS)}, or a list of them (got {intent!r})'
+                )
         cleaned: dict[str, Any] = {"intent": intents, "min_confidence": _probability(config, "min_confidence", 0.7)}
         sentiment = config.get("sentiment")
         if sentiment is not None:

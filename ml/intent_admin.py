@@ -14,7 +14,16 @@ from ml.registry import ActivationRefused, roll_back
 
 @admin.register(IntentModelVersion)
 class IntentModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "cross_validated", "held_out", "majority", "keywords", "beats_baselines", "created_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "cross_validated",
+        "held_out",
+        "majority",
+        "keywords",
+        "beats_baselines",
+        "created_at",
+    ]
     list_filter = ["status", "beats_baselines"]
     ordering = ["-version"]
     actions = ["activate", "roll_back_intents"]

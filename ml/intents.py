@@ -68,7 +68,66 @@ _WORD = re.compile(r"[a-z\u00c0-\u024f']+")
 _SPACES = re.compile(r"\s+")
 _FOREIGN_LETTERS = re.compile(r"[ßäöüñ¿¡çãõøåæœąęłńśźżčřšžğış]")
 _ENGLISH_WORDS = frozenset(
-    ["the", "and", "is", "my", "i", "you", "to", "of", "it", "for", "in", "on", "not", "have", "has", "was", "what", "where", "when", "how", "can", "could", "please", "order", "with", "this", "that", "me", "be", "are", "do", "did", "your", "an", "thanks", "thank", "hi", "hello", "would", "will", "get", "got", "just", "still", "been", "want", "need", "from", "they", "there", "about", "why", "any", "our", "if", "or", "but", "so"]
+    [
+        "the",
+        "and",
+        "is",
+        "my",
+        "i",
+        "you",
+        "to",
+        "of",
+        "it",
+        "for",
+        "in",
+        "on",
+        "not",
+        "have",
+        "has",
+        "was",
+        "what",
+        "where",
+        "when",
+        "how",
+        "can",
+        "could",
+        "please",
+        "order",
+        "with",
+        "this",
+        "that",
+        "me",
+        "be",
+        "are",
+        "do",
+        "did",
+        "your",
+        "an",
+        "thanks",
+        "thank",
+        "hi",
+        "hello",
+        "would",
+        "will",
+        "get",
+        "got",
+        "just",
+        "still",
+        "been",
+        "want",
+        "need",
+        "from",
+        "they",
+        "there",
+        "about",
+        "why",
+        "any",
+        "our",
+        "if",
+        "or",
+        "but",
+        "so",
+    ]
 )
 # Common words of languages customers often write in that are not English; words English shares are left out.
 _FOREIGN_WORDS = {
@@ -168,7 +227,9 @@ def read_examples(path: Path) -> list[Example]:
             if not row["text"].strip():
                 raise LabelError(f"{path}, line {line}, text: is empty")
             examples.append(
-                Example(row["text"], row["language"], row["intent"], row["sentiment"], row.get("group") or f"line-{line}")
+                Example(
+                    row["text"], row["language"], row["intent"], row["sentiment"], row.get("group") or f"line-{line}"
+                )
             )
     return examples
 
@@ -234,13 +295,17 @@ def _fit_head(features, labels: np.ndarray, groups: np.ndarray, classes: Sequenc
         model = LinearSVC(C=SVM_C, random_state=0).fit(features[train], labels[train])
         fold_decisions = model.decision_function(features[test])
         for column, label in enumerate(model.classes_):
-            decisions[test, present.index(label)] = fold_decisions[:, column] if fold_decisions.ndim > 1 else (
-                fold_decisions if column == 1 else -fold_decisions
+            decisions[test, present.index(label)] = (
+                fold_decisions[:, column]
+                if fold_decisions.ndim > 1
+                else (fold_decisions if column == 1 else -fold_decisions)
             )
     calibration = []
     for column, label in enumerate(present):
         target = (labels == label).astype(int)
-        sigmoid = LogisticRegression(C=1e4).fit(decisions[:, [column]], target) if 0 < target.sum() < len(target) else None
+        sigmoid = (
+            LogisticRegression(C=1e4).fit(decisions[:, [column]], target) if 0 < target.sum() < len(target) else None
+        )
         calibration.append([sigmoid.coef_[0, 0], sigmoid.intercept_[0]] if sigmoid is not None else [1.0, 0.0])
     final = LinearSVC(C=SVM_C, random_state=0).fit(features, labels)
     order = [list(final.classes_).index(label) for label in present]
@@ -363,7 +428,10 @@ class Evaluation:
         return all(s.model >= s.majority + MARGIN_OVER_MAJORITY and s.model > s.keyword for s in sets)
 
     def as_json(self) -> dict:
-        return {"cross_validated": asdict(self.cross_validated), "held_out": asdict(self.held_out) if self.held_out else None}
+        return {
+            "cross_validated": asdict(self.cross_validated),
+            "held_out": asdict(self.held_out) if self.held_out else None,
+        }
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
@@ -399,7 +467,8 @@ def score(examples: Sequence[Example], predictions: Sequence[Prediction], majori
         by_language=by_language,
         per_intent={intent: round(float(value), 4) for intent, value in zip(INTENTS, f1_each, strict=True)},
         calibration_error=calibration_error(
-            np.array([p.confidence for p in predictions]), np.array([p == t for p, t in zip(predicted, truth, strict=True)])
+            np.array([p.confidence for p in predictions]),
+            np.array([p == t for p, t in zip(predicted, truth, strict=True)]),
         ),
         examples=len(examples),
     )
@@ -438,7 +507,9 @@ def evaluate(examples: Sequence[Example], held_out: Sequence[Example] | None) ->
 
 def evaluation_table(evaluation: Evaluation) -> str:
     """Return the figures as the training command prints them and the model card keeps them."""
-    lines = [f"{'macro-F1':<44}{'model':>8}{'majority':>10}{'keywords':>10}{'sentiment':>11}{'en':>8}{'zh':>8}{'ECE':>8}"]
+    lines = [
+        f"{'macro-F1':<44}{'model':>8}{'majority':>10}{'keywords':>10}{'sentiment':>11}{'en':>8}{'zh':>8}{'ECE':>8}"
+    ]
     for title, scores in (
         (f"cross-validated ({CV_FOLDS} grouped folds)", evaluation.cross_validated),
         ("held-out", evaluation.held_out),

@@ -108,7 +108,9 @@ def queue_reply(
     changes = {"status": InboundStatus.ANSWERED}
     if not automatic:
         changes |= {"needs_person": False, "needs_person_reason": ""}
-    record_action(message_id, f"replied {who} with {template_name!r} to {to_email} (message {reply.pk})", now, **changes)
+    record_action(
+        message_id, f"replied {who} with {template_name!r} to {to_email} (message {reply.pk})", now, **changes
+    )
     return reply, f"queued reply {reply.pk}"
 
 
@@ -130,7 +132,9 @@ def hold_promotions(message_id: int | None, customer_id: int, days: int, now: da
     if hold is not None and hold.until >= until:
         outcome = f"promotional e-mail already held until {hold.until:%Y-%m-%d %H:%M} UTC"
     else:
-        PromotionHold.objects.create(customer_id=customer_id, until=until, reason=reason[:200], inbound_message_id=message_id, created_at=now)
+        PromotionHold.objects.create(
+            customer_id=customer_id, until=until, reason=reason[:200], inbound_message_id=message_id, created_at=now
+        )
         outcome = f"promotional e-mail held for {days} days, until {until:%Y-%m-%d %H:%M} UTC"
     if message_id is not None:
         record_action(message_id, outcome, now)
@@ -138,7 +142,9 @@ def hold_promotions(message_id: int | None, customer_id: int, days: int, now: da
 
 
 def flag_for_person(message_id: int, reason: str, now: datetime) -> str:
-    record_action(message_id, f"flagged for a person: {reason}", now, needs_person=True, needs_person_reason=reason[:200])
+    record_action(
+        message_id, f"flagged for a person: {reason}", now, needs_person=True, needs_person_reason=reason[:200]
+    )
     return f"needs a person: {reason}"
 
 

@@ -12,6 +12,7 @@ from marketing.models import InboundMessage, Order
 EXCERPT_CHARS = 300
 # Something shaped like an order number: digits, maybe after a short prefix (#10234, ORD-2024-5532, SO88213).
 _REFERENCE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{0,5}[-_]?\d[\dA-Za-z-]{3,30})(?![A-Za-z0-9])")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}-\d{1,2}-\d{2,4}")
 # An order number is trusted as one only when the text calls it one.
 _ORDER_WORDS = re.compile(r"(order|ref|reference|#|订单|单号|订单号|编号)", re.I)
 
@@ -25,6 +26,8 @@ def named_reference(text: str) -> str:
     """Return the first token the text calls an order number ("order 10234", "订单号 2024…"), or ""."""
     normalised = text.replace("＃", "#")
     for match in _REFERENCE.finditer(normalised):
+        if _DATE.fullmatch(match.group(1)):
+            continue  # "ordered on 2026-03-02" names a day, not an order
         if _ORDER_WORDS.search(normalised[max(0, match.start() - 20) : match.start()]):
             return match.group(1).strip("-_")
     return ""

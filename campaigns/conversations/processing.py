@@ -86,7 +86,11 @@ def waiting_reason(message: InboundMessage, prediction: Prediction | None) -> st
 def _process(message: InboundMessage, prediction: Prediction | None, version: str, now: datetime) -> None:
     message.status = InboundStatus.OPEN
     if prediction is not None:
-        message.language, message.intent, message.sentiment = prediction.language, prediction.intent, prediction.sentiment
+        message.language, message.intent, message.sentiment = (
+            prediction.language,
+            prediction.intent,
+            prediction.sentiment,
+        )
         message.confidence, message.sentiment_confidence = prediction.confidence, prediction.sentiment_confidence
         message.classified_by = version
         message.record(

@@ -112,7 +112,9 @@ def install_reply_templates() -> None:
         if EmailTemplate.objects.filter(name=name).exists():
             continue
         for locale, (subject, html) in variants.items():
-            save_template(name, subject=subject, html=html, locale=locale, description="A reply to a customer's message.")
+            save_template(
+                name, subject=subject, html=html, locale=locale, description="A reply to a customer's message."
+            )
 
 
 def install_workflows() -> list[Campaign]:

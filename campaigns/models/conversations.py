@@ -15,7 +15,9 @@ class PromotionHoldQuerySet(models.QuerySet):
 class PromotionHold(models.Model):
     """No promotional e-mail to this customer until `until`: checked in delivery at the last moment, like suppression."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="promotion_holds", db_constraint=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="promotion_holds", db_constraint=False
+    )
     until = models.DateTimeField()
     reason = models.CharField(max_length=200)
     inbound_message = models.ForeignKey(

@@ -46,7 +46,9 @@ def own_addresses() -> set[str]:
     return {parseaddr(address)[1].strip().lower() for address in addresses if address and parseaddr(address)[1]}
 
 
-def no_reply_reason(headers: dict[str, str], sender: str, *, content_type: str = "", return_path: str | None = None) -> str:
+def no_reply_reason(
+    headers: dict[str, str], sender: str, *, content_type: str = "", return_path: str | None = None
+) -> str:
     """Return why a message must get no automatic answer, or "" when it may get one."""
     lowered = {name.lower(): (value or "").strip() for name, value in headers.items()}
     auto_submitted = lowered.get("auto-submitted", "").lower()

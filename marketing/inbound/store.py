@@ -61,7 +61,8 @@ class MessageReport:
             "rejected": self.rejected,
             "customers_matched": self.customers_matched,
             "messages": [
-                {"index": index, "id": pk} for index, pk in sorted(zip(self.stored_indexes, self.stored_ids, strict=True))
+                {"index": index, "id": pk}
+                for index, pk in sorted(zip(self.stored_indexes, self.stored_ids, strict=True))
             ],
             "duplicate_indexes": sorted(self.duplicate_indexes),
             "errors": [error.as_json() for error in self.errors],
@@ -97,7 +98,9 @@ def parse_text(value: Any, *, limit: int, what: str = "text") -> str:
         raise FieldError(f"is {len(value):,} characters; at most {limit:,} are accepted")
     controls = len(_CONTROL.findall(value))
     if value and controls / len(value) > MAX_CONTROL_SHARE:
-        raise FieldError(f"{controls:,} of its {len(value):,} characters are control characters: binary data, not {what}")
+        raise FieldError(
+            f"{controls:,} of its {len(value):,} characters are control characters: binary data, not {what}"
+        )
     return value
 
 
@@ -153,9 +156,13 @@ def validate_message(index: int, item: Any, now: datetime) -> tuple[_Valid | Non
             field_name = "body" if "body" in parsed else "html"
             errors.append(EventError(index, field_name, "is blank: it has no text, only whitespace or markup"))
         elif not own:
-            errors.append(EventError(index, "body", "has no words of its own once quoted replies and signatures are removed"))
+            errors.append(
+                EventError(index, "body", "has no words of its own once quoted replies and signatures are removed")
+            )
         elif len(own) > MAX_MESSAGE_CHARS:
-            errors.append(EventError(index, "html", f"holds {len(own):,} characters of text; at most {MAX_MESSAGE_CHARS:,}"))
+            errors.append(
+                EventError(index, "html", f"holds {len(own):,} characters of text; at most {MAX_MESSAGE_CHARS:,}")
+            )
     if errors:
         return None, sorted(errors, key=lambda e: MESSAGE_FIELDS.index(e.field) if e.field in MESSAGE_FIELDS else -1)
     received_at = parsed.get("received_at", now)
@@ -209,7 +216,9 @@ def _write(messages: list[_Valid], report: MessageReport, now: datetime) -> None
     pending = messages
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         stored = set(
-            InboundMessage.objects.filter(external_id__in=[m.key for m in pending]).values_list("external_id", flat=True)
+            InboundMessage.objects.filter(external_id__in=[m.key for m in pending]).values_list(
+                "external_id", flat=True
+            )
         )
         report.duplicate_indexes.extend(m.index for m in pending if m.key in stored)
         pending = [m for m in pending if m.key not in stored]
@@ -248,13 +257,11 @@ def _write(messages: list[_Valid], report: MessageReport, now: datetime) -> None
 
 def match_customers(senders: list[tuple[str | None, str | None]]) -> dict[tuple[str | None, str | None], int]:
     """Return {(customer id, address): customer pk} for the senders Kairos knows: by id first, then by address."""
-    by_id = dict(
-        Customer.objects.filter(external_id__in={c for c, _ in senders if c}).values_list("external_id", "pk")
-    )
+    by_id = dict(Customer.objects.filter(external_id__in={c for c, _ in senders if c}).values_list("external_id", "pk"))
     hashes = {email: email_hash(email) for _, email in senders if email}
     by_hash: dict[str, int] = {}
-    for pk, digest in Customer.objects.filter(email_hash__in=set(hashes.values())).order_by("-pk").values_list(
-        "pk", "email_hash"
+    for pk, digest in (
+        Customer.objects.filter(email_hash__in=set(hashes.values())).order_by("-pk").values_list("pk", "email_hash")
     ):
         by_hash.setdefault(digest, pk)  # several customers share an address: the newest one
     matched = {}

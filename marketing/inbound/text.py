@@ -14,7 +14,45 @@ import unicodedata
 from html.parser import HTMLParser
 
 _BLOCK_TAGS = frozenset(
-    ["address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
 )
 _SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript", "svg", "object", "iframe"})
 # Containers that mail programs put the quoted earlier message in.
@@ -55,8 +93,10 @@ class _TextExtractor(HTMLParser):
         classes = attributes.get("class", "").lower()
         identifier = attributes.get("id", "").lower()
         skipping = tag in _SKIPPED_TAGS
-        quoting = tag == "blockquote" or any(name in classes for name in _QUOTE_CLASSES) or any(
-            identifier.startswith(name) for name in _QUOTE_IDS
+        quoting = (
+            tag == "blockquote"
+            or any(name in classes for name in _QUOTE_CLASSES)
+            or any(identifier.startswith(name) for name in _QUOTE_IDS)
         )
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")

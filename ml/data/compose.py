@@ -33,7 +33,11 @@ ZH_MIXED = {
     "订单": "order", "退款": "refund", "快递单号": "tracking number", "尺码": "size", "邮件": "email",
     "退订": "unsubscribe", "客服": "CS", "地址": "address", "好的": "OK", "质量": "quality",
 }  # fmt: skip
-EMOJI = {"negative": ["😡", "😤", "🙄", "😠", "👎", "😞"], "neutral": ["🙂", "🙏", "📦", "🤔"], "positive": ["😊", "❤️", "👍", "🥰", "🎉", "😍"]}
+EMOJI = {
+    "negative": ["😡", "😤", "🙄", "😠", "👎", "😞"],
+    "neutral": ["🙂", "🙏", "📦", "🤔"],
+    "positive": ["😊", "❤️", "👍", "🥰", "🎉", "😍"],
+}
 EN_ANGRY = ["This is ridiculous.", "Not happy at all.", "Seriously??", "Sort it out!", "Unbelievable."]
 ZH_ANGRY = ["太离谱了。", "气死了！", "什么破服务！", "到底怎么回事！", "无语了。"]
 
@@ -61,10 +65,14 @@ def read_phrasebook(path: Path) -> tuple[dict[str, list[str]], dict[str, dict[st
 
 def fill(text: str, shared: dict[str, list[str]], rng: random.Random, language: str) -> str:
     def order_number() -> str:
-        shapes = ["#{n5}", "{n5}", "ORD-{n6}", "SO{n7}", "KA-2024-{n4}", "{n12}"] if language == "en" else [
-            "{n12}", "{n16}", "#{n5}", "DD{n10}", "ORD-{n6}"
-        ]
-        return rng.choice(shapes).format(**{f"n{k}": "".join(rng.choice("0123456789") for _ in range(k)) for k in (4, 5, 6, 7, 10, 12, 16)})
+        shapes = (
+            ["#{n5}", "{n5}", "ORD-{n6}", "SO{n7}", "KA-2024-{n4}", "{n12}"]
+            if language == "en"
+            else ["{n12}", "{n16}", "#{n5}", "DD{n10}", "ORD-{n6}"]
+        )
+        return rng.choice(shapes).format(
+            **{f"n{k}": "".join(rng.choice("0123456789") for _ in range(k)) for k in (4, 5, 6, 7, 10, 12, 16)}
+        )
 
     def tracking() -> str:
         prefix = rng.choice(["1Z", "JD", "SF", "YT", "LP", "RR", "JJD"])
@@ -77,7 +85,20 @@ def fill(text: str, shared: dict[str, list[str]], rng: random.Random, language: 
         day, month = rng.randint(1, 28), rng.randint(1, 12)
         if language == "zh":
             return rng.choice([f"{month}月{day}日", f"{month}.{day}", "上周", "上个月", "前天"])
-        months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+        months = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ]
         return rng.choice([f"{day} {months[month - 1]}", f"{month}/{day}", "last Monday", "last week", f"the {day}th"])
 
     values = {
@@ -164,7 +185,9 @@ def compose() -> list[dict[str, str]]:
                     if text in seen:
                         continue
                     seen.add(text)
-                    rows.append({"text": text, "language": language, "intent": intent, "sentiment": sentiment, "group": group})
+                    rows.append(
+                        {"text": text, "language": language, "intent": intent, "sentiment": sentiment, "group": group}
+                    )
     return rows
 
 

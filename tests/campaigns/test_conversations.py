@@ -62,7 +62,15 @@ def inbound_mail(client, settings, django_capture_on_commit_callbacks):
     settings.ANYMAIL = {"WEBHOOK_SECRET": "kairos:hook-secret"}
     credentials = base64.b64encode(b"kairos:hook-secret").decode()
 
-    def deliver(sender: str, subject: str, *, text: str = "", html: str = "", headers: list | None = None, to: str = "help@shop.example"):
+    def deliver(
+        sender: str,
+        subject: str,
+        *,
+        text: str = "",
+        html: str = "",
+        headers: list | None = None,
+        to: str = "help@shop.example",
+    ):
         payload = {
             "FromFull": {"Email": sender, "Name": "Ann Example"},
             "ToFull": [{"Email": to, "Name": ""}],
@@ -89,12 +97,27 @@ def body_of(received_message) -> str:
     return received_message.message.get_body(("plain",)).get_content()
 
 
-def test_an_order_status_question_in_chinese_gets_a_chinese_reply_quoting_the_right_order(smtp_settings, workflows, api, office_hours):
+def test_an_order_status_question_in_chinese_gets_a_chinese_reply_quoting_the_right_order(
+    smtp_settings, workflows, api, office_hours
+):
     customer = CustomerFactory(locale="de-DE")
-    asked = OrderFactory(customer=customer, external_id="20260214-7788", placed_at=office_hours - timedelta(days=16), status=OrderStatus.PENDING, total=Decimal("59.90"))
+    asked = OrderFactory(
+        customer=customer,
+        external_id="20260214-7788",
+        placed_at=office_hours - timedelta(days=16),
+        status=OrderStatus.PENDING,
+        total=Decimal("59.90"),
+    )
     OrderFactory(customer=customer, external_id="20260301-0001", placed_at=office_hours - timedelta(days=1))
 
-    report = api({"customer_id": customer.external_id, "channel": "chat", "subject": "订单查询", "body": f"你好，我的订单{asked.external_id}到哪了？都两周了。"})
+    report = api(
+        {
+            "customer_id": customer.external_id,
+            "channel": "chat",
+            "subject": "订单查询",
+            "body": f"你好，我的订单{asked.external_id}到哪了？都两周了。",
+        }
+    )
 
     message = InboundMessage.objects.get(pk=report["messages"][0]["id"])
     assert (message.language, message.intent, message.status) == ("zh", "order_status", InboundStatus.ANSWERED)
@@ -113,10 +136,14 @@ def test_an_order_status_question_in_chinese_gets_a_chinese_reply_quoting_the_ri
     assert Event.objects.get(name="message_received").properties["intent"] == "order_status"
 
 
-def test_an_order_question_without_a_number_quotes_the_latest_order_and_says_so_when_there_is_none(smtp_settings, workflows, api, office_hours):
+def test_an_order_question_without_a_number_quotes_the_latest_order_and_says_so_when_there_is_none(
+    smtp_settings, workflows, api, office_hours
+):
     buyer = CustomerFactory()
     OrderFactory(customer=buyer, external_id="O-OLD", placed_at=office_hours - timedelta(days=40))
-    OrderFactory(customer=buyer, external_id="O-NEW", placed_at=office_hours - timedelta(days=3), status=OrderStatus.COMPLETED)
+    OrderFactory(
+        customer=buyer, external_id="O-NEW", placed_at=office_hours - timedelta(days=3), status=OrderStatus.COMPLETED
+    )
     newcomer = CustomerFactory()
 
     api(
@@ -145,10 +172,17 @@ def test_an_order_number_of_another_customer_is_never_quoted(smtp_settings, work
     assert "A-1000" not in text and "placed on" not in text
 
 
-def test_a_complaint_holds_the_next_broadcast_for_that_customer_and_needs_a_person(smtp_settings, workflows, api, broadcast_to, office_hours, time_machine, django_capture_on_commit_callbacks):
+def test_a_complaint_holds_the_next_broadcast_for_that_customer_and_needs_a_person(
+    smtp_settings, workflows, api, broadcast_to, office_hours, time_machine, django_capture_on_commit_callbacks
+):
     unhappy, content = CustomerFactory(), CustomerFactory()
 
-    api({"customer_id": unhappy.external_id, "body": "Your courier threw my parcel over the fence and the box was smashed. Terrible service, I'm really disappointed."})
+    api(
+        {
+            "customer_id": unhappy.external_id,
+            "body": "Your courier threw my parcel over the fence and the box was smashed. Terrible service, I'm really disappointed.",
+        }
+    )
 
     message = InboundMessage.objects.get()
     assert (message.intent, message.needs_person) == ("complaint", True)
@@ -165,7 +199,8 @@ def test_a_complaint_holds_the_next_broadcast_for_that_customer_and_needs_a_pers
     assert received(smtp_settings) == {content.email: 1}
     held = Message.objects.get(customer=unhappy)
     assert (held.status, held.error) == (
-        MessageStatus.SUPPRESSED, f"promotional e-mail is held until {hold.until:%Y-%m-%d %H:%M} UTC after a complaint"
+        MessageStatus.SUPPRESSED,
+        f"promotional e-mail is held until {hold.until:%Y-%m-%d %H:%M} UTC after a complaint",
     )
 
     time_machine.move_to(office_hours + timedelta(days=14, minutes=1), tick=False)
@@ -193,8 +228,20 @@ def test_an_unsubscribe_request_suppresses_and_confirms(smtp_settings, workflows
 def test_an_auto_reply_from_the_customers_side_gets_no_answer(smtp_settings, workflows, api, inbound_mail):
     customer = CustomerFactory()
 
-    api({"customer_id": customer.external_id, "subject": "Automatic reply: where is my order", "body": "Where is my order? I'm out of the office until Monday.", "headers": {"Auto-Submitted": "auto-replied"}})
-    inbound_mail(customer.email, "Re: your order", text="Where is my order? I am away and will reply later.", headers=[{"Name": "X-Autoreply", "Value": "yes"}])
+    api(
+        {
+            "customer_id": customer.external_id,
+            "subject": "Automatic reply: where is my order",
+            "body": "Where is my order? I'm out of the office until Monday.",
+            "headers": {"Auto-Submitted": "auto-replied"},
+        }
+    )
+    inbound_mail(
+        customer.email,
+        "Re: your order",
+        text="Where is my order? I am away and will reply later.",
+        headers=[{"Name": "X-Autoreply", "Value": "yes"}],
+    )
 
     assert smtp_settings.messages == []
     assert Message.objects.count() == 0
@@ -223,7 +270,12 @@ def test_mail_from_our_own_address_and_bounces_get_no_reply(smtp_settings, workf
 
 def test_automatic_replies_to_one_address_stop_at_the_daily_limit(smtp_settings, workflows, api, settings):
     customer = CustomerFactory()
-    questions = ["Where is my order?", "Has my order shipped yet?", "Where is my order? Still waiting.", "Where is my parcel? No tracking yet."]
+    questions = [
+        "Where is my order?",
+        "Has my order shipped yet?",
+        "Where is my order? Still waiting.",
+        "Where is my parcel? No tracking yet.",
+    ]
 
     api(*({"customer_id": customer.external_id, "body": question} for question in questions))
 
@@ -245,9 +297,16 @@ def test_an_inbound_mail_is_read_without_its_quote_and_the_reply_is_threaded(smt
     )  # fmt: skip
 
     message = InboundMessage.objects.get()
-    assert (message.body, message.customer_id, message.intent) == ("Hi, where is my order? Tracking shows nothing.", customer.pk, "order_status")
+    assert (message.body, message.customer_id, message.intent) == (
+        "Hi, where is my order? Tracking shows nothing.",
+        customer.pk,
+        "order_status",
+    )
     [reply] = smtp_settings.messages
-    assert (reply.message["In-Reply-To"], reply.message["References"]) == ("<m-1@mail.example.com>", "<m-1@mail.example.com>")
+    assert (reply.message["In-Reply-To"], reply.message["References"]) == (
+        "<m-1@mail.example.com>",
+        "<m-1@mail.example.com>",
+    )
 
 
 def test_below_the_confidence_threshold_nothing_automatic_happens(smtp_settings, workflows, api, settings):
@@ -266,7 +325,10 @@ def test_below_the_confidence_threshold_nothing_automatic_happens(smtp_settings,
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("Wo ist meine Bestellung? Ich warte seit zwei Wochen.", "written in a language the model does not read (only English and Chinese)"),
+        (
+            "Wo ist meine Bestellung? Ich warte seit zwei Wochen.",
+            "written in a language the model does not read (only English and Chinese)",
+        ),
         ("注文した商品はいつ届きますか？", "written in a language the model does not read (only English and Chinese)"),
     ],
 )
@@ -285,7 +347,11 @@ def test_a_message_from_an_unknown_sender_waits_and_creates_no_customer(smtp_set
     api({"email": "stranger@example.org", "body": "Please unsubscribe me from your emails."})
 
     message = InboundMessage.objects.get()
-    assert (message.customer_id, message.intent, message.needs_person_reason) == (None, "unsubscribe_request", "the sender is not a known customer")
+    assert (message.customer_id, message.intent, message.needs_person_reason) == (
+        None,
+        "unsubscribe_request",
+        "the sender is not a known customer",
+    )
     assert (Customer.objects.count(), Event.objects.count(), Suppression.objects.count()) == (0, 0, 0)
 
 
@@ -295,10 +361,15 @@ def test_without_an_active_model_every_message_waits_for_a_person(db, smtp_setti
     api({"customer_id": customer.external_id, "body": "Where is my order?"})
 
     message = InboundMessage.objects.get()
-    assert (message.intent, message.needs_person_reason) == ("", "no intent model is active (python manage.py train_intents --activate)")
+    assert (message.intent, message.needs_person_reason) == (
+        "",
+        "no intent model is active (python manage.py train_intents --activate)",
+    )
 
 
-def test_a_lost_task_is_repaired_by_the_next_beat_pass_exactly_once(smtp_settings, workflows, api, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_lost_task_is_repaired_by_the_next_beat_pass_exactly_once(
+    smtp_settings, workflows, api, monkeypatch, django_capture_on_commit_callbacks
+):
     customer = CustomerFactory()
     monkeypatch.setattr(process_messages_task, "delay", lambda ids: None)  # the broker loses the task
 
@@ -353,7 +424,11 @@ def test_the_workflows_are_installed_once_and_keep_a_marketers_edits(workflows):
 
     again = install_workflows()
 
-    assert [c.name for c in again] == ["Order status auto-reply", "Complaint: hold promotions", "Unsubscribe by message"]
+    assert [c.name for c in again] == [
+        "Order status auto-reply",
+        "Complaint: hold promotions",
+        "Unsubscribe by message",
+    ]
     assert Campaign.objects.count() == 3
     assert Campaign.objects.get(pk=campaign.pk).description == "edited"
     assert all(c.status == "active" for c in Campaign.objects.all())

@@ -30,9 +30,16 @@ def worker_mail(smtp_server, monkeypatch):
 
 @pytest.mark.postgres_only
 @pytest.mark.services
-def test_a_chinese_order_question_is_answered_in_chinese_by_the_worker(worker_mail, intent_artifact, celery_worker_process):
+def test_a_chinese_order_question_is_answered_in_chinese_by_the_worker(
+    worker_mail, intent_artifact, celery_worker_process
+):
     ModelVersion.objects.create(
-        task=MESSAGE_INTENTS, version=1, status=ModelStatus.ACTIVE, horizon_days=0, beats_baselines=True, artifact=intent_artifact
+        task=MESSAGE_INTENTS,
+        version=1,
+        status=ModelStatus.ACTIVE,
+        horizon_days=0,
+        beats_baselines=True,
+        artifact=intent_artifact,
     )
     install_workflows()
     customer = CustomerFactory()
@@ -41,7 +48,16 @@ def test_a_chinese_order_question_is_answered_in_chinese_by_the_worker(worker_ma
 
     response = Client().post(
         "/api/v1/messages",
-        json.dumps({"messages": [{"customer_id": customer.external_id, "body": f"你好，我的订单{order.external_id}到哪了？什么时候能到？"}]}),
+        json.dumps(
+            {
+                "messages": [
+                    {
+                        "customer_id": customer.external_id,
+                        "body": f"你好，我的订单{order.external_id}到哪了？什么时候能到？",
+                    }
+                ]
+            }
+        ),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {raw_key}",
     )

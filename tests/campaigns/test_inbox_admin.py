@@ -25,20 +25,28 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def viewer_client(client, django_user_model):
-    user = django_user_model.objects.create_user("viewer", "viewer@shop.example", "a-long-admin-passphrase", is_staff=True)
+    user = django_user_model.objects.create_user(
+        "viewer", "viewer@shop.example", "a-long-admin-passphrase", is_staff=True
+    )
     user.user_permissions.add(Permission.objects.get(codename="view_inboundmessage"))
     client.force_login(user)
     return client
 
 
 def inbound(body: str, **fields) -> InboundMessage:
-    defaults = {"external_id": f"m-{InboundMessage.objects.count()}", "received_at": timezone.now(), "status": InboundStatus.OPEN}
+    defaults = {
+        "external_id": f"m-{InboundMessage.objects.count()}",
+        "received_at": timezone.now(),
+        "status": InboundStatus.OPEN,
+    }
     return InboundMessage.objects.create(body=body, **(defaults | fields))
 
 
 def test_the_inbox_filters_by_needs_a_person_intent_and_status(staff_client, office_hours):
     waiting = inbound("Do you ship to Oslo?", intent="product_question", needs_person=True, from_email="a@example.com")
-    answered = inbound("Where is my order?", intent="order_status", status=InboundStatus.ANSWERED, from_email="b@example.com")
+    answered = inbound(
+        "Where is my order?", intent="order_status", status=InboundStatus.ANSWERED, from_email="b@example.com"
+    )
     inbound("Thanks!", intent="praise", status=InboundStatus.CLOSED, from_email="c@example.com")
 
     def listed(query: str) -> set[int]:
@@ -74,27 +82,49 @@ def test_correcting_the_label_stores_it_for_the_next_training(staff_client, offi
     form = staff_client.post(URL, {"action": "correct_label", "_selected_action": [message.pk]})
     assert form.status_code == 200 and b"Correct the intent and sentiment" in form.content
     response = staff_client.post(
-        URL, {"action": "correct_label", "_selected_action": [message.pk], "apply": "1", "intent": "product_question", "sentiment": ""}
+        URL,
+        {
+            "action": "correct_label",
+            "_selected_action": [message.pk],
+            "apply": "1",
+            "intent": "product_question",
+            "sentiment": "",
+        },
     )
 
     assert response.status_code == 302
     message.refresh_from_db()
     assert (message.corrected_intent, message.corrected_sentiment, message.corrected_by, message.corrected_at) == (
-        "product_question", "", "agent", office_hours,
+        "product_question",
+        "",
+        "agent",
+        office_hours,
     )
     assert message.actions[-1]["what"] == "label corrected by agent: product_question"
-    assert [(e.text, e.intent, e.sentiment) for e in corrections()] == [("Is the blue mug back in stock soon?", "product_question", "neutral")]
+    assert [(e.text, e.intent, e.sentiment) for e in corrections()] == [
+        ("Is the blue mug back in stock soon?", "product_question", "neutral")
+    ]
 
 
-def test_a_reply_by_template_goes_out_to_the_customer_in_their_language(staff_client, office_hours, smtp_settings, django_capture_on_commit_callbacks):
+def test_a_reply_by_template_goes_out_to_the_customer_in_their_language(
+    staff_client, office_hours, smtp_settings, django_capture_on_commit_callbacks
+):
     install_reply_templates()
     customer = CustomerFactory()
-    message = inbound("我的订单什么时候到？", customer=customer, from_email=customer.email, language="zh", needs_person=True, needs_person_reason="unsure")
+    message = inbound(
+        "我的订单什么时候到？",
+        customer=customer,
+        from_email=customer.email,
+        language="zh",
+        needs_person=True,
+        needs_person_reason="unsure",
+    )
     template = EmailTemplate.objects.get(name=ORDER_STATUS_REPLY)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
-            URL, {"action": "reply_with_template", "_selected_action": [message.pk], "apply": "1", "template": template.pk}
+            URL,
+            {"action": "reply_with_template", "_selected_action": [message.pk], "apply": "1", "template": template.pk},
         )
 
     assert response.status_code == 302
@@ -106,7 +136,10 @@ def test_a_reply_by_template_goes_out_to_the_customer_in_their_language(staff_cl
     assert (reply.kind, reply.inbound_message_id) == (MessageKind.REPLY, message.pk)
     message.refresh_from_db()
     assert (message.status, message.needs_person) == (InboundStatus.ANSWERED, False)
-    assert message.actions[-1]["what"] == f"replied by agent with {ORDER_STATUS_REPLY!r} to {customer.email} (message {reply.pk})"
+    assert (
+        message.actions[-1]["what"]
+        == f"replied by agent with {ORDER_STATUS_REPLY!r} to {customer.email} (message {reply.pk})"
+    )
 
 
 def test_a_viewer_sees_the_inbox_but_changes_nothing(viewer_client, office_hours):

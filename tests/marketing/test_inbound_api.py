@@ -37,17 +37,25 @@ def heard():
 
 def test_a_request_without_a_valid_key_is_refused_and_stores_nothing(client):
     assert post(client, {"messages": [{"body": "hi"}]}).status_code == 401
-    assert post(client, {"messages": [{"body": "hi"}]}, key="kairos_00000000_" + "A" * 43).json() == {"error": "invalid API key"}
+    assert post(client, {"messages": [{"body": "hi"}]}, key="kairos_00000000_" + "A" * 43).json() == {
+        "error": "invalid API key"
+    }
     assert InboundMessage.objects.count() == 0
 
 
-def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(client, raw_key, office_hours, django_capture_on_commit_callbacks):
+def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(
+    client, raw_key, office_hours, django_capture_on_commit_callbacks
+):
     known = CustomerFactory(external_id="C1", email="ann@example.com")
     by_address = CustomerFactory(external_id="C2", email="bob@example.com")
     batch = {
         "messages": [
             {"id": "chat-1", "customer_id": "C1", "channel": "chat", "body": "Where is my order?"},
-            {"email": "BOB@example.com", "subject": "Hello", "html": "<p>Refund <b>please</b></p><blockquote>old</blockquote>"},
+            {
+                "email": "BOB@example.com",
+                "subject": "Hello",
+                "html": "<p>Refund <b>please</b></p><blockquote>old</blockquote>",
+            },
             {"email": "stranger@example.org", "body": "Do you ship to Oslo?"},
             {"customer_id": "C1", "body": ""},
             {"customer_id": "C1", "body": " \n\t "},
@@ -69,7 +77,9 @@ def test_good_messages_are_stored_and_bad_ones_reported_by_index_and_field(clien
     report = response.json()
     stored = list(InboundMessage.objects.order_by("pk"))
     assert (report["received"], report["stored"], report["rejected"], report["customers_matched"]) == (13, 3, 10, 2)
-    assert report["messages"] == [{"index": index, "id": message.pk} for index, message in zip([0, 1, 2], stored, strict=True)]
+    assert report["messages"] == [
+        {"index": index, "id": message.pk} for index, message in zip([0, 1, 2], stored, strict=True)
+    ]
     assert [(error["index"], error["field"]) for error in report["errors"]] == [
         (3, "body"), (4, "body"), (5, "body"), (6, "body"), (7, "body"), (8, "mood"), (8, "channel"), (9, "body"), (10, "body"),
         (11, None), (12, "received_at"),
@@ -143,7 +153,13 @@ def test_batches_beyond_the_limits_are_refused_whole(client, raw_key, settings):
 
 def test_headers_of_a_program_mark_the_message_as_never_to_be_answered(office_hours):
     report = store_messages(
-        [{"email": "ann@example.com", "body": "I am out of the office.", "headers": {"Auto-Submitted": "auto-replied"}}],
+        [
+            {
+                "email": "ann@example.com",
+                "body": "I am out of the office.",
+                "headers": {"Auto-Submitted": "auto-replied"},
+            }
+        ],
         office_hours,
     )
 

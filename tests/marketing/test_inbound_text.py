@@ -40,11 +40,20 @@ def test_unbalanced_and_broken_html_still_gives_its_text():
     ("text", "own"),
     [
         ("Where is it?\n\n> Your order has shipped.\n> Thanks", "Where is it?"),
-        ("Still waiting.\n\nOn Mon, 2 Mar 2026 at 10:00, Kairos Shop <shop@example.com> wrote:\n> shipped", "Still waiting."),
-        ("Still waiting.\n\nOn Mon, 2 Mar 2026 at 10:00, Kairos Shop\n<shop@example.com> wrote:\nshipped", "Still waiting."),
+        (
+            "Still waiting.\n\nOn Mon, 2 Mar 2026 at 10:00, Kairos Shop <shop@example.com> wrote:\n> shipped",
+            "Still waiting.",
+        ),
+        (
+            "Still waiting.\n\nOn Mon, 2 Mar 2026 at 10:00, Kairos Shop\n<shop@example.com> wrote:\nshipped",
+            "Still waiting.",
+        ),
         ("还没收到。\n\n在 2026年3月2日 10:00，商店 <shop@example.com> 写道：\n已发货", "还没收到。"),
         ("Refund please.\n\n-----Original Message-----\nFrom: Shop\nSent: Monday", "Refund please."),
-        ("Refund please.\n\nFrom: Kairos Shop <shop@example.com>\nSent: Monday, 2 March 2026 10:00\nTo: Ann\nSubject: Order", "Refund please."),
+        (
+            "Refund please.\n\nFrom: Kairos Shop <shop@example.com>\nSent: Monday, 2 March 2026 10:00\nTo: Ann\nSubject: Order",
+            "Refund please.",
+        ),
         ("Thanks!\n-- \nAnn Example\nCEO, Example Ltd", "Thanks!"),
         ("Where is my order?\n\nSent from my iPhone", "Where is my order?"),
         ("我的订单到哪了？\n\n发自我的iPhone", "我的订单到哪了？"),
@@ -92,7 +101,10 @@ def test_a_multipart_mail_is_read_into_its_parts_and_a_delivery_report_is_a_boun
     read = read_mail(mail)
 
     assert (read.from_email, read.from_name, read.subject, read.message_id) == (
-        "ann@example.com", "Ann Example", "Where is my order", "<abc@example.com>",
+        "ann@example.com",
+        "Ann Example",
+        "Where is my order",
+        "<abc@example.com>",
     )
     assert (read.text.strip(), read.no_reply_reason, read.is_bounce) == ("Where is my order?", "", False)
     assert read.references == "<kairos.1@shop.example>"

@@ -60,12 +60,12 @@ def test_any_other_file_is_one_message_per_line_and_goes_to_standard_output(inte
 @pytest.mark.parametrize("start", ["=", "+", "-", "@"])
 def test_a_text_that_a_spreadsheet_would_run_is_neutralised(intent_model, tmp_path: Path, start):
     source = tmp_path / "mail.txt"
-    source.write_text(f"{start}HYPERLINK(\"http://evil.example\") where is my order\n", encoding="utf-8")
+    source.write_text(f'{start}HYPERLINK("http://evil.example") where is my order\n', encoding="utf-8")
     stdout = io.StringIO()
 
     call_command("classify_messages", str(source), stdout=stdout)
 
-    assert rows(stdout.getvalue())[1][0] == f"'{start}HYPERLINK(\"http://evil.example\") where is my order"
+    assert rows(stdout.getvalue())[1][0] == f'\'{start}HYPERLINK("http://evil.example") where is my order'
 
 
 def test_a_csv_file_without_a_text_column_is_refused_naming_its_columns(intent_model, tmp_path: Path):
@@ -96,7 +96,9 @@ def test_without_an_active_model_the_command_says_how_to_get_one(tmp_path: Path)
     source = tmp_path / "mail.txt"
     source.write_text("where is my order\n", encoding="utf-8")
 
-    with pytest.raises(CommandError, match="no message_intents model is active; run `python manage.py train_intents --activate`"):
+    with pytest.raises(
+        CommandError, match="no message_intents model is active; run `python manage.py train_intents --activate`"
+    ):
         call_command("classify_messages", str(source))
 
 
@@ -108,16 +110,33 @@ def test_the_command_writes_only_csv_to_stdout_and_logs_to_stderr(transactional_
     from tests.fixtures.services import worker_database_url
 
     ModelVersion.objects.create(
-        task="message_intents", version=1, status=ModelStatus.ACTIVE, horizon_days=0, beats_baselines=True, artifact=intent_artifact
+        task="message_intents",
+        version=1,
+        status=ModelStatus.ACTIVE,
+        horizon_days=0,
+        beats_baselines=True,
+        artifact=intent_artifact,
     )
     source = tmp_path / "mail.txt"
     source.write_text("where is my order\nthank you so much!\n", encoding="utf-8")
-    env = {**os.environ, "DATABASE_URL": worker_database_url(connection.settings_dict), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(connection.settings_dict),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
 
     done = subprocess.run(
         [sys.executable, "manage.py", "classify_messages", str(source)],
-        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
-    assert [row[:3] for row in rows(done.stdout)] == [HEADER[:3], ["where is my order", "en", "order_status"], ["thank you so much!", "en", "praise"]]
+    assert [row[:3] for row in rows(done.stdout)] == [
+        HEADER[:3],
+        ["where is my order", "en", "order_status"],
+        ["thank you so much!", "en", "praise"],
+    ]
     assert "classified 2 messages" in done.stderr

@@ -46,7 +46,10 @@ def test_a_version_that_does_not_beat_both_baselines_is_refused_and_stays_a_cand
         metrics={"cross_validated": {"model": 0.4, "majority": 0.03, "keyword": 0.5}, "held_out": {"model": 0.4}},
     )
 
-    with pytest.raises(ActivationRefused, match=r"does not beat both baselines \(macro-F1 cross-validated 0.4 vs majority 0.03 and keywords 0.5"):
+    with pytest.raises(
+        ActivationRefused,
+        match=r"does not beat both baselines \(macro-F1 cross-validated 0.4 vs majority 0.03 and keywords 0.5",
+    ):
         activate_intent_version(version)
 
     version.refresh_from_db()
@@ -72,8 +75,16 @@ def _message(body: str, **fields) -> InboundMessage:
 
 
 def test_corrections_made_in_the_inbox_become_labelled_examples():
-    _message("Do you sell gift wrapping paper?", intent="product_question", sentiment="neutral", corrected_intent="other")
-    _message("我要投诉你们的快递", intent="complaint", sentiment="negative", corrected_intent="complaint", corrected_sentiment="negative")
+    _message(
+        "Do you sell gift wrapping paper?", intent="product_question", sentiment="neutral", corrected_intent="other"
+    )
+    _message(
+        "我要投诉你们的快递",
+        intent="complaint",
+        sentiment="negative",
+        corrected_intent="complaint",
+        corrected_sentiment="negative",
+    )
     _message("Bitte keine Werbung mehr", corrected_intent="unsubscribe_request")  # a language the model does not read
     _message("where is my parcel", intent="order_status", sentiment="neutral")  # never corrected
 
@@ -83,7 +94,12 @@ def test_corrections_made_in_the_inbox_become_labelled_examples():
         ("Do you sell gift wrapping paper?", "en", "other", "neutral"),
         ("我要投诉你们的快递", "zh", "complaint", "negative"),
     ]
-    assert [e.group for e in examples] == [f"correction-{pk}" for pk in InboundMessage.objects.filter(corrected_intent__in=["other", "complaint"]).order_by("pk").values_list("pk", flat=True)]
+    assert [e.group for e in examples] == [
+        f"correction-{pk}"
+        for pk in InboundMessage.objects.filter(corrected_intent__in=["other", "complaint"])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ]
 
 
 def test_the_next_training_learns_from_the_corrections(office_hours):

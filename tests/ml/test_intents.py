@@ -59,7 +59,11 @@ def test_the_keyword_baseline_takes_the_first_rule_that_matches(text, intent):
 
 
 def test_the_majority_baseline_answers_the_most_frequent_intent():
-    examples = [Example("a", "en", "praise", "positive"), Example("b", "en", "praise", "positive"), Example("c", "en", "other", "neutral")]
+    examples = [
+        Example("a", "en", "praise", "positive"),
+        Example("b", "en", "praise", "positive"),
+        Example("c", "en", "other", "neutral"),
+    ]
 
     assert majority(examples) == "praise"
 
@@ -135,7 +139,9 @@ def test_a_message_in_another_language_is_other_at_a_uniform_guess_confidence(sm
 
 def test_a_labelled_file_with_an_unknown_intent_is_refused_with_its_line_and_field(tmp_path: Path):
     path = tmp_path / "labels.csv"
-    path.write_text("text,language,intent,sentiment\nhello,en,other,neutral\nhi,en,greeting,neutral\n", encoding="utf-8")
+    path.write_text(
+        "text,language,intent,sentiment\nhello,en,other,neutral\nhi,en,greeting,neutral\n", encoding="utf-8"
+    )
 
     with pytest.raises(LabelError, match=r"line 3, intent: 'greeting' is not one of order_status"):
         read_examples(path)

@@ -27,9 +27,7 @@ class Command(BaseCommand):
                 self.stdout.write(line)
         for campaign in install_workflows():
             self.stdout.write(f"workflow {campaign.name!r} ({campaign.status}): {campaign.description}")
-        buyers = list(
-            Customer.objects.mailable().filter(orders__isnull=False).distinct().order_by("pk")[:4]
-        )
+        buyers = list(Customer.objects.mailable().filter(orders__isnull=False).distinct().order_by("pk")[:4])
         if len(buyers) < 4:
             raise CommandError("the demo needs four mailable customers with orders; generate the demo shop first")
         english, chinese, unhappy, leaving = buyers

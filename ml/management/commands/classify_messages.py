@@ -69,7 +69,9 @@ def read_messages(path: Path) -> list[str]:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise CommandError(f"{path}, line {line}: not UTF-8 text (byte {error.start}); save the file as UTF-8") from None
+        raise CommandError(
+            f"{path}, line {line}: not UTF-8 text (byte {error.start}); save the file as UTF-8"
+        ) from None
     if "\x00" in content:
         line = content[: content.index("\x00")].count("\n") + 1
         raise CommandError(f"{path}, line {line}: contains a NUL byte; this is not a text file")
