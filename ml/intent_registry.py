@@ -15,18 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from marketing.models import InboundMessage
-from ml.intents import (
-    INTENTS,
-    SENTIMENTS,
-    Evaluation,
-    Example,
-    IntentModel,
-    Prediction,
-    detect_language,
-    evaluate,
-    evaluation_table,
-    read_examples,
-)
+from ml.intent_evaluation import Evaluation, evaluate, evaluation_table
+from ml.intents import INTENTS, SENTIMENTS, Example, IntentModel, Prediction, detect_language, read_examples
 from ml.models import ModelVersion
 from ml.registry import ActivationRefused, activate_version
 

@@ -114,7 +114,7 @@ def test_the_next_training_learns_from_the_corrections(office_hours):
 
 
 def test_activation_is_refused_by_the_command_with_the_figures(monkeypatch):
-    monkeypatch.setattr("ml.intents.Evaluation.beats_baselines", property(lambda self: False))
+    monkeypatch.setattr("ml.intent_evaluation.Evaluation.beats_baselines", property(lambda self: False))
 
     with pytest.raises(CommandError, match="does not beat both baselines"):
         call_command("train_intents", "--activate", stdout=StringIO())

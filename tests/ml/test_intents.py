@@ -1,4 +1,4 @@
-"""The pure intent model: languages, keyword baseline, artifact round trip, calibration, refusals of bad labels."""
+"""The pure intent model and its baselines: languages, keyword rules, artifact round trip, calibration, bad labels."""
 
 import json
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml.intent_evaluation import keyword_intent, majority
 from ml.intents import (
     INTENTS,
     MAX_CLASSIFIED_CHARS,
@@ -14,8 +15,6 @@ from ml.intents import (
     IntentModel,
     LabelError,
     detect_language,
-    keyword_intent,
-    majority,
     normalise,
     read_examples,
 )

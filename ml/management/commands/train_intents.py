@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ml.intent_evaluation import MARGIN_OVER_MAJORITY, evaluation_table
 from ml.intent_registry import activate_intent_version, train_intents
-from ml.intents import MARGIN_OVER_MAJORITY, evaluation_table
 from ml.registry import ActivationRefused
 
 
