@@ -69,6 +69,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/send.py --messages $${MESSAGES:-20000} --workers $${WORKERS:-2}
 	$(PY) bench/trigger_latency.py --events $${EVENTS:-1000}
 	$(PY) bench/forecast.py --categories $${CATEGORIES:-500} --weeks $${WEEKS:-156}
+	$(PY) bench/classify.py --messages $${CLASSIFY_MESSAGES:-100000}
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 outbox

@@ -5,4 +5,4 @@ from tests.clock import start_run_clock
 # First, before any plugin or test module reads the time.
 start_run_clock()
 
-pytest_plugins = ["tests.fixtures.services"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.intents"]

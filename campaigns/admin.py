@@ -564,3 +564,6 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+# The conversation inbox (campaigns/inbox.py) registers itself; it lives apart to keep this module in bounds.
+from campaigns import inbox  # noqa: E402,F401

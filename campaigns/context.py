@@ -44,6 +44,26 @@ CONTEXT_DOCUMENTATION: dict[str, dict[str, str] | str] = {
         "postal_address": "The shop's postal address.",
     },
     "subject": "The rendered subject line (inside the HTML and text parts).",
+    "message": {
+        "subject": "Replies only: the subject of the customer's message; may be blank.",
+        "excerpt": "Its first 300 characters, as the customer wrote them.",
+        "received_at": "When it arrived, ISO 8601 in UTC.",
+        "received_on": "The day it arrived, YYYY-MM-DD.",
+        "language": "en, zh, or other.",
+        "intent": "What Kairos read it as, e.g. order_status.",
+        "order_reference": "An order number it named that is not one of the customer's orders; blank otherwise.",
+    },
+    "order": {
+        "external_id": "Replies only: the order the message is about (the one it names, else the latest); "
+        "the whole of order is empty when the customer has none.",
+        "named": "True when the message named this order, false when it is simply the latest.",
+        "status": "pending, completed, cancelled or refunded.",
+        "status_label": "The status in English words.",
+        "placed_at": "When it was placed, ISO 8601 in UTC.",
+        "placed_on": "The day it was placed, YYYY-MM-DD.",
+        "total": "Its total, e.g. 39.80.",
+        "currency": "ISO 4217 code, e.g. EUR.",
+    },
 }
 
 CUSTOMER_FIELDS = (
@@ -108,9 +128,13 @@ def build_context(
     campaign_name: str = "",
     unsubscribe_url: str = "",
     trigger: dict | None = None,
+    message: dict | None = None,
+    order: dict | None = None,
 ) -> dict:
-    """Assemble the documented context for one recipient."""
+    """Assemble the documented context for one recipient (`message` and `order` for replies)."""
     return {
+        "message": dict(message or {}),
+        "order": dict(order or {}),
         "customer": customer,
         "recommendations": [product_data(product) for product in recommendations],
         "campaign": {"name": campaign_name},
@@ -153,6 +177,25 @@ def sample_context() -> dict:
         recommendations=products,
         campaign_name="Sample campaign",
         unsubscribe_url=f"{settings.PUBLIC_BASE_URL}/u/sample/",
+        message={
+            "subject": "Where is my order?",
+            "excerpt": "Hello, my order SAMPLE-1001 has not arrived yet.",
+            "received_at": "2026-03-02T10:00:00+00:00",
+            "received_on": "2026-03-02",
+            "language": "en",
+            "intent": "order_status",
+            "order_reference": "",
+        },
+        order={
+            "named": True,
+            "external_id": "SAMPLE-1001",
+            "status": "pending",
+            "status_label": "Pending",
+            "placed_at": "2026-02-27T15:30:00+00:00",
+            "placed_on": "2026-02-27",
+            "total": "39.80",
+            "currency": "EUR",
+        },
     )
 
 

@@ -1,4 +1,4 @@
-"""Deliver messages: the outbox row first, suppression and consent checked last, each outcome recorded.
+"""Deliver messages: the outbox row first, suppression, consent and holds checked last, each outcome recorded.
 
 A `Message` row exists before anything is sent, and its unique key (broadcast and customer)
 means a second queueing adds nothing. A worker claims queued rows by moving them to `sending`
@@ -21,20 +21,23 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from campaigns.context import CUSTOMER_FIELDS, build_context, customer_data, recommendation_source
+from campaigns.conversations.context import reply_context
 from campaigns.emails import build_email, compiled, locate_error, message_id_header, recipient, render_email, sender
 from campaigns.models import (
+    REPLY_KINDS,
     Broadcast,
     BroadcastStatus,
     Message,
     MessageKind,
     MessageStatus,
+    PromotionHold,
     TemplateVariant,
     TemplateVersion,
 )
 from campaigns.rendering import RenderError
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
-from marketing.models import Consent, Customer, Suppression
+from marketing.models import Consent, Customer, Suppression, SuppressionReason
 from marketing.segments.refresh import members_of
 from marketing.suppression import email_hash
 
@@ -244,7 +247,7 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
         return report
     messages = list(
         Message.objects.filter(pk__in=owned)
-        .select_related("template", "broadcast", "enrollment__campaign")
+        .select_related("template", "broadcast", "enrollment__campaign", "inbound_message")
         .order_by("pk")
     )
     customer_ids = [message.customer_id for message in messages if message.customer_id]
@@ -254,15 +257,26 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     }
     versions = versions_by_locale({message.template_id for message in messages})
     recommendations = recommendation_source()(customer_ids) if customer_ids else {}
-    # The last moment before sending: anyone who unsubscribed, bounced or complained since queueing is skipped.
+    # The last moment before sending: anyone who unsubscribed, bounced or complained since queueing is skipped,
+    # and so is promotional e-mail to a customer whose complaint put a hold on it.
     hashes = {message.pk: email_hash(message.to_email) for message in messages}
-    suppressed = set(
-        Suppression.objects.filter(email_hash__in=set(hashes.values())).values_list("email_hash", flat=True)
+    suppressed = dict(
+        Suppression.objects.filter(email_hash__in=set(hashes.values())).values_list("email_hash", "reason")
     )
+    holds: dict[int, datetime] = {}
+    for customer_id, until in PromotionHold.objects.active(now).filter(customer_id__in=customer_ids).values_list(
+        "customer_id", "until"
+    ):
+        holds[customer_id] = max(until, holds.get(customer_id, until))
 
     pending: list[tuple[Message, object]] = []
     for message in messages:
-        problem = _refusal(message, customers.get(message.customer_id), hashes[message.pk] in suppressed)
+        problem = _refusal(
+            message,
+            customers.get(message.customer_id),
+            suppressed.get(hashes[message.pk]),
+            holds.get(message.customer_id),
+        )
         if problem is not None:
             message.status, message.error = problem
             continue
@@ -280,14 +294,25 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     return report
 
 
-def _refusal(message: Message, customer: dict | None, suppressed: bool) -> tuple[str, str] | None:
-    if suppressed:
+def _refusal(
+    message: Message, customer: dict | None, suppression: str | None, held_until: datetime | None
+) -> tuple[str, str] | None:
+    # A reply answers the customer's own message, so an unsubscribe (from marketing) does not stop it; a
+    # bounce, a complaint or an erasure does.
+    if suppression is not None and not (message.kind in REPLY_KINDS and suppression == SuppressionReason.UNSUBSCRIBED):
         return MessageStatus.SUPPRESSED, "the address is on the suppression list"
+    if message.kind in REPLY_KINDS and message.customer_id is not None and customer is None:
+        return MessageStatus.SUPPRESSED, "the customer was erased"
     if message.kind == MessageKind.MARKETING:
         if customer is None:
             return MessageStatus.SUPPRESSED, "the customer was erased"
         if customer["consent_state"] != Consent.OPTED_IN:
             return MessageStatus.SUPPRESSED, f"no consent to marketing e-mail ({customer['consent_state']})"
+        if held_until is not None:
+            return (
+                MessageStatus.SUPPRESSED,
+                f"promotional e-mail is held until {held_until:%Y-%m-%d %H:%M} UTC after a complaint",
+            )
     if "@" not in message.to_email or any(char in message.to_email for char in "\r\n<>,;\"' "):
         return MessageStatus.FAILED, f"invalid recipient address {message.to_email!r}"
     return None
@@ -297,11 +322,18 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
     """Render and assemble one message; a template problem fails the message alone, with the reason."""
     template = message.template
     customer_view = customer_data(customer) if customer is not None else _test_customer(message.to_email)
-    version = version_for_locale(versions.get(template.pk, {}), customer_view["locale"])
+    reply = message.kind in REPLY_KINDS
+    conversation, order = reply_context(message.inbound_message) if reply else ({}, {})
+    if reply and customer is None:
+        name = getattr(message.inbound_message, "from_name", "")
+        customer_view = customer_data({"email": message.to_email, "first_name": name})
+    # A reply speaks the language the customer wrote in.
+    locale = conversation.get("language") if conversation.get("language") in ("en", "zh") else customer_view["locale"]
+    version = version_for_locale(versions.get(template.pk, {}), locale)
     if version is None:
         return Result(
             Outcome.REJECTED,
-            f"template {template.name!r} has no content for locale {customer_view['locale']!r} nor a default",
+            f"template {template.name!r} has no content for locale {locale!r} nor a default",
         )
     marketing = message.kind == MessageKind.MARKETING
     unsubscribe = unsubscribe_url(message.pk)
@@ -311,6 +343,8 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
         campaign_name=_campaign_name(message),
         trigger=message.enrollment.trigger_data if message.enrollment_id else None,
         unsubscribe_url=unsubscribe,
+        message=conversation,
+        order=order,
     )
     try:
         rendered = render_email(
@@ -320,22 +354,41 @@ def _build(message: Message, customer: dict | None, versions: dict, recommendati
         # The compiled source has its layout written in; name the line of the marketer's own source.
         error = locate_error(version, context) or error
         return Result(Outcome.REJECTED, f"template {template.name!r} v{version.number}: {error}")
-    from_email = sender(template)
+    if reply:
+        from_email = template.from_email or settings.CONVERSATION_REPLY_FROM or settings.DEFAULT_FROM_EMAIL
+    else:
+        from_email = sender(template)
     message.template_version = version
     message.subject = rendered.subject[:255]
     message.links = list(rendered.links)
     message.message_id = message.message_id or message_id_header(message.pk, from_email)
-    if not marketing:
+    if message.kind == MessageKind.TEST:
         rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    return build_email(
+    email = build_email(
         rendered,
         message_pk=message.pk,
         # A test send goes to a colleague, not to the customer it was rendered for: no customer name on it.
-        to=recipient(message.to_email, customer_view["full_name"] if marketing else ""),
+        to=recipient(message.to_email, customer_view["full_name"] if message.kind != MessageKind.TEST else ""),
         from_email=from_email,
         reply_to=template.reply_to,
         message_id=message.message_id,
     )
+    if reply:
+        email.extra_headers.update(reply_headers(message))
+    return email
+
+
+def reply_headers(message: Message) -> dict[str, str]:
+    """Thread a reply under the customer's message; mark an automatic one so no responder answers it (RFC 3834)."""
+    headers = {}
+    inbound = message.inbound_message
+    if inbound is not None and inbound.header_message_id:
+        headers["In-Reply-To"] = inbound.header_message_id
+        headers["References"] = " ".join(filter(None, [inbound.header_references, inbound.header_message_id]))[-1900:]
+    if message.kind == MessageKind.AUTO_REPLY:
+        headers["Auto-Submitted"] = "auto-replied"
+        headers["X-Auto-Response-Suppress"] = "All"
+    return headers
 
 
 def _campaign_name(message: Message) -> str:

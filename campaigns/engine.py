@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.context import CUSTOMER_FIELDS
+from campaigns.conversations import actions as conversation_actions
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -478,6 +479,24 @@ class LiveEffects:
         else:
             setattr(customer, field_name, value)
             customer.save(update_fields=[field_name, "updated_at"])
+
+    def send_reply(self, context: StepContext, template_id: int, message_id: int) -> str:
+        reply, outcome = conversation_actions.queue_reply(
+            message_id, template_id, context.now, automatic=True, enrollment=context.enrollment, step=context.step
+        )
+        if reply is not None and outcome.startswith("queued"):
+            self.queued.append(reply.pk)
+        return outcome
+
+    def hold_promotions(self, context: StepContext, days: int, message_id: int | None) -> str:
+        reason = f"campaign {context.campaign.name}"
+        return conversation_actions.hold_promotions(message_id, context.customer["pk"], days, context.now, reason)
+
+    def flag_message(self, context: StepContext, message_id: int, reason: str) -> str:
+        return conversation_actions.flag_for_person(message_id, reason, context.now)
+
+    def suppress_sender(self, context: StepContext, message_id: int) -> str:
+        return conversation_actions.suppress_sender(message_id, context.now)
 
     def change_membership(self, context: StepContext, segment_id: int, *, add: bool) -> None:
         if add:

@@ -84,6 +84,22 @@ class SimulatedEffects:
     def change_membership(self, context: StepContext, segment_id: int, *, add: bool) -> None:
         self.actions[context.step.pk] += 1
 
+    def send_reply(self, context: StepContext, template_id: int, message_id: int) -> str:
+        self.sends[context.step.pk] += 1
+        return "would reply"
+
+    def hold_promotions(self, context: StepContext, days: int, message_id: int | None) -> str:
+        self.actions[context.step.pk] += 1
+        return f"would hold promotional e-mail for {days} days"
+
+    def flag_message(self, context: StepContext, message_id: int, reason: str) -> str:
+        self.actions[context.step.pk] += 1
+        return "would flag for a person"
+
+    def suppress_sender(self, context: StepContext, message_id: int) -> str:
+        self.actions[context.step.pk] += 1
+        return "would suppress"
+
 
 class _RolledBack(Exception):
     """Carries the report out of the transaction it rolls back."""

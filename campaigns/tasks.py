@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from campaigns.content import generate_content
+from campaigns.conversations.processing import process_messages, process_unread_messages
 from campaigns.delivery import dispatch_due_messages, mark_stalled_messages, queue_broadcast, send_messages
 from campaigns.engine import advance, enroll_for_events, run_recurring, tick
 from marketing.models import Segment
@@ -84,3 +85,21 @@ def enroll_for_events_task(event_ids: list[int]) -> None:
 def run_recurring_campaign_task(campaign_id: int) -> None:
     """Enroll a recurring campaign's audience (its django-celery-beat periodic task)."""
     run_recurring(campaign_id)
+
+
+# --- Conversations ---------------------------------------------------------------------------
+
+
+@shared_task(name="campaigns.process_messages", ignore_result=True)
+def process_messages_task(message_ids: list[int]) -> None:
+    """Classify just-stored customer messages and start the campaigns that react to them."""
+    processed = process_messages(message_ids)
+    logger.info("messages: %d of %d read and acted on", processed, len(message_ids))
+
+
+@shared_task(name="campaigns.process_unread_messages", ignore_result=True)
+def process_unread_messages_task() -> None:
+    """Read messages still new, whose task was lost or is late (beat, every 15 s)."""
+    processed = process_unread_messages()
+    if processed:
+        logger.info("messages: %d unread ones read and acted on by the beat pass", processed)

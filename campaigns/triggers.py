@@ -21,6 +21,7 @@ from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
 from ml.buyers import likely_buyers
 from ml.forecast_trends import category_trends
+from ml.intents import INTENTS, SENTIMENTS
 from ml.models import SALES_FORECAST, ModelStatus, ModelVersion, Score
 
 EVENT_NAME_MAX_CHARS = 64
@@ -144,6 +145,69 @@ class EventReceived(TriggerType):
         return event.name == config["event"] and all(
             event.properties.get(key) == value for key, value in config["properties"].items()
         )
+
+
+MESSAGE_RECEIVED_EVENT = "message_received"
+
+
+def _probability(config: dict, key: str, default: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise TriggerError(key, f"must be a probability from 0 to 1 (got {value!r})")
+    return float(value)
+
+
+@triggers.register("message_received")
+class MessageReceived(TriggerType):
+    """A customer's message was read: its intent (one, several or "*"), a minimum confidence, optionally a sentiment.
+
+    Only messages Kairos may act on automatically match (confident enough, in a language the model
+    reads, from a known customer); the others wait for a person whatever a campaign says.
+    With "match": "any", the intent or the sentiment suffices (a complaint, or any strongly negative message).
+    """
+
+    label = "A customer's message is understood (intent, confidence, sentiment)"
+    example = {"intent": "order_status", "min_confidence": 0.7}
+
+    def clean(self, config):
+        intent = config.get("intent")
+        if intent == "*":
+            intents: str | list[str] = "*"
+        else:
+            intents = [intent] if isinstance(intent, str) else intent
+            if not isinstance(intents, list) or not intents or any(item not in INTENTS for item in intents):
+                raise TriggerError(
+                    "intent", f'must be "*", one of {", ".join(INTENTS)}, or a list of them (got {intent!r})'
+                )
+        cleaned: dict[str, Any] = {"intent": intents, "min_confidence": _probability(config, "min_confidence", 0.7)}
+        sentiment = config.get("sentiment")
+        if sentiment is not None:
+            if sentiment not in SENTIMENTS:
+                raise TriggerError("sentiment", f"must be one of {', '.join(SENTIMENTS)} (got {sentiment!r})")
+            cleaned["sentiment"] = sentiment
+            cleaned["min_sentiment_confidence"] = _probability(config, "min_sentiment_confidence", 0.0)
+        match = config.get("match", "all")
+        if match not in ("all", "any"):
+            raise TriggerError("match", 'must be "all" (intent and sentiment) or "any" (either)')
+        if match == "any" and sentiment is None:
+            raise TriggerError("match", '"any" needs a sentiment to match instead of the intent')
+        cleaned["match"] = match
+        return cleaned
+
+    def matches_event(self, config, event):
+        properties = event.properties
+        if event.name != MESSAGE_RECEIVED_EVENT or not properties.get("automatic"):
+            return False
+        intents = config["intent"]
+        intent_holds = (intents == "*" or properties.get("intent") in intents) and (
+            properties.get("confidence") or 0
+        ) >= config["min_confidence"]
+        if "sentiment" not in config:
+            return intent_holds
+        sentiment_holds = properties.get("sentiment") == config["sentiment"] and (
+            properties.get("sentiment_confidence") or 0
+        ) >= config["min_sentiment_confidence"]
+        return intent_holds or sentiment_holds if config["match"] == "any" else intent_holds and sentiment_holds
 
 
 class _SegmentChangeTrigger(TriggerType):

@@ -1,4 +1,5 @@
-"""What an ESP reports back through django-anymail: bounces, complaints, and mail to the unsubscribe address.
+"""What an ESP reports back through django-anymail: bounces, complaints, mail to the unsubscribe address, and
+customers' mail to the shop.
 
 Anymail verifies and parses each ESP's webhook and sends one `tracking` signal per event, and one
 `inbound` signal per received mail; the receivers only hand them to the plain functions here.
@@ -7,8 +8,11 @@ Anymail verifies and parses each ESP's webhook and sends one `tracking` signal p
 import re
 
 from django.conf import settings
+from django.utils import timezone
 
 from campaigns.tracking import BadToken, suppress_address, unsubscribe
+from marketing.inbound.mail import read_mail
+from marketing.inbound.store import store_email
 from marketing.models import Customer, SuppressionReason
 from marketing.suppression import email_hash
 
@@ -66,8 +70,17 @@ def record_unsubscribe_mail(subject: str, sender: str) -> bool:
     return False
 
 
+def is_conversation_address(address: str) -> bool:
+    """Tell whether mail to this address is a customer writing to the shop (CONVERSATION_INBOUND_ADDRESSES, or any)."""
+    address = address.strip().lower()
+    if is_unsubscribe_address(address):
+        return False
+    wanted = {item.strip().lower() for item in settings.CONVERSATION_INBOUND_ADDRESSES}
+    return not wanted or address in wanted
+
+
 def on_inbound_message(sender, event, esp_name: str, **kwargs) -> None:
-    """Receive anymail's `inbound` signal; only mail to the unsubscribe address is Kairos's business here."""
+    """Receive anymail's `inbound` signal: an unsubscribe by mail, or a customer's message to the shop."""
     message = event.message
     if message is None:
         return
@@ -76,3 +89,6 @@ def on_inbound_message(sender, event, esp_name: str, **kwargs) -> None:
     )
     if any(is_unsubscribe_address(address) for address in recipients):
         record_unsubscribe_mail(message.subject or "", message.from_email.addr_spec if message.from_email else "")
+        return
+    if any(is_conversation_address(address) for address in recipients):
+        store_email(read_mail(message, envelope_sender=message.envelope_sender), timezone.now())

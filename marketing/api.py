@@ -1,12 +1,12 @@
-"""The HTTP API for shops: `POST /api/v1/events` and its OpenAPI document at `/api/v1/openapi.json`.
+"""The HTTP API for shops: `POST /api/v1/events`, `POST /api/v1/messages` and the OpenAPI document at `/api/v1/openapi.json`.
 
-Views only authenticate, read and parse the request, then call `marketing.ingest.store_events`.
+Views only authenticate, read and parse the request, then call `marketing.ingest.store_events` or
+`marketing.inbound.store.store_messages`.
 Requests carry an API key, never a cookie, so they are exempt from CSRF checks.
 """
 
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import IO, Any
 
@@ -16,14 +16,10 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from marketing.ingest import (
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_NAME_CHARS,
-    MAX_FUTURE_SKEW_S,
-    MAX_PROPERTIES_BYTES,
-    store_events,
-)
+from marketing.inbound.store import MAX_BATCH_MESSAGES, store_messages
+from marketing.ingest import MAX_BATCH_EVENTS, store_events
 from marketing.models import ApiKey
+from marketing.openapi import openapi_document
 
 logger = logging.getLogger("kairos.api")
 
@@ -57,10 +53,10 @@ def read_body(stream: IO[bytes], declared_length: int | None, limit: int) -> byt
         chunks.append(chunk)
 
 
-def parse_body(body: bytes) -> list[Any]:
-    """Return the list of events from a `{"events": [...]}` body, or raise MalformedBody."""
+def parse_body(body: bytes, field: str = "events") -> list[Any]:
+    """Return the list of items from a `{"events": [...]}` body (or another field's), or raise MalformedBody."""
     if not body.strip():
-        raise MalformedBody('the body is empty; send a JSON object such as {"events": [...]}')
+        raise MalformedBody(f'the body is empty; send a JSON object such as {{"{field}": [...]}}')
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as error:
@@ -72,14 +68,14 @@ def parse_body(body: bytes) -> list[Any]:
     except ValueError as error:  # NaN, Infinity, or an integer too long to read
         raise MalformedBody(f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
-        raise MalformedBody('the body must be a JSON object such as {"events": [...]}')
-    unknown = sorted(set(payload) - {"events"})
+        raise MalformedBody(f'the body must be a JSON object such as {{"{field}": [...]}}')
+    unknown = sorted(set(payload) - {field})
     if unknown:
-        raise MalformedBody(f'unknown top-level field {unknown[0]!r}; the body has one field, "events"')
-    events = payload.get("events")
-    if not isinstance(events, list):
-        raise MalformedBody('"events" must be an array of event objects')
-    return events
+        raise MalformedBody(f'unknown top-level field {unknown[0]!r}; the body has one field, "{field}"')
+    items = payload.get(field)
+    if not isinstance(items, list):
+        raise MalformedBody(f'"{field}" must be an array of {field[:-1]} objects')
+    return items
 
 
 def presented_key(request: HttpRequest) -> str:
@@ -96,18 +92,34 @@ def record_key_use(api_key: ApiKey, now: datetime) -> None:
     ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
 
 
-def authenticate(request: HttpRequest, now: datetime) -> tuple[ApiKey | None, JsonResponse | None]:
-    """Return the request's valid API key, or the 401 response that says what is wrong with it."""
+def authenticate(request: HttpRequest, now: datetime) -> ApiKey | JsonResponse:
+    """Return the request's active API key, or the 401 response that refuses it."""
     raw_key = presented_key(request)
     if not raw_key:
-        return None, _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
+        return _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
     api_key = ApiKey.find(raw_key)
     if api_key is None:
-        return None, _unauthorized("invalid API key")
+        return _unauthorized("invalid API key")
     if api_key.is_revoked:
-        return None, _unauthorized("this API key was revoked; create a new one in the admin")
+        return _unauthorized("this API key was revoked; create a new one in the admin")
     record_key_use(api_key, now)
-    return api_key, None
+    return api_key
+
+
+def read_batch(request: HttpRequest, field: str, max_items: int) -> list[Any] | JsonResponse:
+    """Return the items of a POSTed batch, or the 400/413 response that refuses the request."""
+    limit = settings.API_MAX_BODY_BYTES
+    try:
+        body = read_body(request, _declared_length(request), limit)
+    except BodyTooLarge:
+        return _error(413, f"the body is larger than {limit:,} bytes; send fewer {field} per request")
+    try:
+        items = parse_body(body, field)
+    except MalformedBody as error:
+        return _error(400, str(error))
+    if len(items) > max_items:
+        return _error(413, f"a batch holds at most {max_items:,} {field}, this one has {len(items):,}; split it")
+    return items
 
 
 @csrf_exempt
@@ -118,25 +130,41 @@ def ingest_events(request: HttpRequest) -> JsonResponse:
         response["Allow"] = "POST"
         return response
     now = timezone.now()
-    api_key, refusal = authenticate(request, now)
-    if refusal is not None:
-        return refusal
-
-    limit = settings.API_MAX_BODY_BYTES
-    try:
-        body = read_body(request, _declared_length(request), limit)
-    except BodyTooLarge:
-        return _error(413, f"the body is larger than {limit:,} bytes; send fewer events per request")
-    try:
-        events = parse_body(body)
-    except MalformedBody as error:
-        return _error(400, str(error))
-    if len(events) > MAX_BATCH_EVENTS:
-        return _error(413, f"a batch holds at most {MAX_BATCH_EVENTS:,} events, this one has {len(events):,}; split it")
-
+    api_key = authenticate(request, now)
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    events = read_batch(request, "events", MAX_BATCH_EVENTS)
+    if isinstance(events, JsonResponse):
+        return events
     report = store_events(events, now)
     logger.info(
         "events from key %s: %d received, %d stored, %d duplicates, %d rejected",
+        api_key.prefix,
+        report.received,
+        len(report.stored_ids),
+        len(report.duplicate_indexes),
+        report.rejected,
+    )
+    return JsonResponse(report.as_json(), status=202)
+
+
+@csrf_exempt
+def ingest_messages(request: HttpRequest) -> JsonResponse:
+    """Store a batch of customer messages: 202 with a report on each message, or the reason the batch was refused."""
+    if request.method != "POST":
+        response = _error(405, "use POST")
+        response["Allow"] = "POST"
+        return response
+    now = timezone.now()
+    api_key = authenticate(request, now)
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    messages = read_batch(request, "messages", MAX_BATCH_MESSAGES)
+    if isinstance(messages, JsonResponse):
+        return messages
+    report = store_messages(messages, now)
+    logger.info(
+        "messages from key %s: %d received, %d stored, %d duplicates, %d rejected",
         api_key.prefix,
         report.received,
         len(report.stored_ids),
@@ -174,246 +202,3 @@ def _unauthorized(message: str) -> JsonResponse:
     response = _error(401, message)
     response["WWW-Authenticate"] = 'Bearer realm="kairos"'
     return response
-
-
-# Paths that other apps serve under /api/v1, added to the OpenAPI document from their `ready()`:
-# marketing imports no other app. Each value returns the path's operations when the document is built.
-_extra_paths: dict[str, Callable[[], dict[str, Any]]] = {}
-
-
-def register_api_path(path: str, operations: Callable[[], dict[str, Any]]) -> None:
-    """Add a path to the OpenAPI document; registering one twice is a mistake and raises."""
-    if path in _extra_paths:
-        raise ValueError(f"API path {path!r} is already registered")
-    _extra_paths[path] = operations
-
-
-def openapi_document() -> dict[str, Any]:
-    """Return the OpenAPI 3.1 description of the API, with the limits this deployment enforces."""
-    error = {"$ref": "#/components/schemas/Error"}
-
-    def refusal(description: str, example: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": error, "example": {"error": example}}},
-        }
-
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Kairos events API",
-            "version": "1.0.0",
-            "description": (
-                "Send what customers do in the shop as events. Each event is validated on its own: good "
-                "events are stored, bad ones are reported by index, field and reason, in one 202 response. "
-                "Sending the same event again (same `id`, or same content when it has none) stores it once."
-            ),
-        },
-        "servers": [{"url": "/"}],
-        "security": [{"bearerAuth": []}, {"apiKeyHeader": []}],
-        "paths": {
-            "/api/v1/events": {
-                "post": {
-                    "operationId": "ingestEvents",
-                    "summary": f"Store a batch of up to {MAX_BATCH_EVENTS:,} events",
-                    "requestBody": {
-                        "required": True,
-                        "description": f"At most {settings.API_MAX_BODY_BYTES:,} bytes of UTF-8 JSON.",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/EventBatch"},
-                                "example": {
-                                    "events": [
-                                        {
-                                            "id": "evt-000123",
-                                            "customer_id": "C00042",
-                                            "name": "cart_added",
-                                            "occurred_at": "2024-12-31T18:30:00+01:00",
-                                            "properties": {"sku": "P00007", "quantity": 2},
-                                            "email": "ann@example.com",
-                                        }
-                                    ]
-                                },
-                            }
-                        },
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "The batch was read; the body says which events were stored, which were "
-                            "duplicates and why the others were rejected.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/IngestReport"},
-                                    "example": {
-                                        "received": 3,
-                                        "stored": 1,
-                                        "duplicates": 1,
-                                        "rejected": 1,
-                                        "customers_created": 0,
-                                        "duplicate_indexes": [1],
-                                        "errors": [
-                                            {
-                                                "index": 2,
-                                                "field": "occurred_at",
-                                                "error": "'yesterday' is not an ISO 8601 date and time such as 2024-12-31T18:30:00+01:00",
-                                            }
-                                        ],
-                                    },
-                                }
-                            },
-                        },
-                        "400": refusal(
-                            'The body is not UTF-8 JSON of the shape {"events": [...]}; nothing was stored.',
-                            "malformed JSON: Expecting value at line 1, column 1",
-                        ),
-                        "401": {
-                            **refusal(
-                                "The API key is missing, unknown or revoked; nothing was stored.", "invalid API key"
-                            ),
-                            "headers": {
-                                "WWW-Authenticate": {
-                                    "schema": {"type": "string"},
-                                    "description": 'Bearer realm="kairos"',
-                                }
-                            },
-                        },
-                        "405": refusal("Only POST is accepted.", "use POST"),
-                        "413": refusal(
-                            f"The body is larger than {settings.API_MAX_BODY_BYTES:,} bytes, or holds more than "
-                            f"{MAX_BATCH_EVENTS:,} events; nothing was stored. Split the batch.",
-                            f"a batch holds at most {MAX_BATCH_EVENTS:,} events, this one has 1,001; split it",
-                        ),
-                    },
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {
-                    "operationId": "getOpenApiDocument",
-                    "summary": "This document",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "The OpenAPI 3.1 document.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "405": refusal("Only GET and HEAD are accepted.", "use GET"),
-                    },
-                }
-            },
-            **{path: operations() for path, operations in _extra_paths.items()},
-        },
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "`Authorization: Bearer kairos_1a2b3c4d_…`; keys are created in the admin and shown once.",
-                },
-                "apiKeyHeader": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Api-Key",
-                    "description": "The same key, in a header of its own.",
-                },
-            },
-            "schemas": {
-                "EventBatch": {
-                    "type": "object",
-                    "required": ["events"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "events": {
-                            "type": "array",
-                            "maxItems": MAX_BATCH_EVENTS,
-                            "items": {"$ref": "#/components/schemas/Event"},
-                        }
-                    },
-                },
-                "Event": {
-                    "type": "object",
-                    "description": "An event with a field not listed here is rejected, naming that field.",
-                    "required": ["customer_id", "name", "occurred_at"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "id": {
-                            "type": ["string", "integer", "null"],
-                            "maxLength": 255,
-                            "description": "Idempotency key, stored as the event's id. Without one, an id is derived "
-                            "from customer_id, name, occurred_at and properties, so a replayed batch adds nothing.",
-                        },
-                        "customer_id": {
-                            "type": ["string", "integer"],
-                            "minLength": 1,
-                            "maxLength": 255,
-                            "description": "The shop's customer id, kept as text. An unknown id creates the customer.",
-                        },
-                        "name": {
-                            "type": "string",
-                            "maxLength": MAX_EVENT_NAME_CHARS,
-                            "pattern": "^[a-z][a-z0-9]*(_[a-z0-9]+)*$",
-                            "description": "snake_case, ending in a past-tense verb (…ed, or an irregular form such as "
-                            "sent or paid, optionally followed by in/out/up/…): cart_added, order_placed, logged_in.",
-                        },
-                        "occurred_at": {
-                            "type": "string",
-                            "format": "date-time",
-                            "description": f"ISO 8601 with a UTC offset; at most {MAX_FUTURE_SKEW_S} s in the future.",
-                        },
-                        "properties": {
-                            "type": ["object", "null"],
-                            "description": f"Anything about the event; at most {MAX_PROPERTIES_BYTES:,} bytes of JSON.",
-                        },
-                        "email": {
-                            "type": ["string", "null"],
-                            "format": "email",
-                            "description": "Gives a new customer an address, or fills a blank one; never replaces one.",
-                        },
-                    },
-                },
-                "IngestReport": {
-                    "type": "object",
-                    "description": "received = stored + duplicates + rejected.",
-                    "required": [
-                        "received",
-                        "stored",
-                        "duplicates",
-                        "rejected",
-                        "customers_created",
-                        "duplicate_indexes",
-                        "errors",
-                    ],
-                    "properties": {
-                        "received": {"type": "integer", "minimum": 0},
-                        "stored": {"type": "integer", "minimum": 0},
-                        "duplicates": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "Events already stored (or repeated in the batch); not errors.",
-                        },
-                        "rejected": {"type": "integer", "minimum": 0},
-                        "customers_created": {"type": "integer", "minimum": 0},
-                        "duplicate_indexes": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/EventError"}},
-                    },
-                },
-                "EventError": {
-                    "type": "object",
-                    "required": ["index", "field", "error"],
-                    "properties": {
-                        "index": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "Position of the event in the batch, from 0.",
-                        },
-                        "field": {
-                            "type": ["string", "null"],
-                            "description": "The field at fault; null when the event is not a JSON object. "
-                            "One event may have several errors.",
-                        },
-                        "error": {"type": "string"},
-                    },
-                },
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-            },
-        },
-    }

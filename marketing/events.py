@@ -1,9 +1,9 @@
-"""Who hears about newly stored events: a registry that other apps join from their `ready()`.
+"""Who hears about newly stored rows: listener registries that other apps join from their `ready()`.
 
-`marketing` imports no other app, so campaigns learn of new events by registering a listener
-here rather than being called by name. Listeners run after the storing transaction commits
-(callers wrap `notify_events_stored` in `transaction.on_commit`), so they never see rows that
-were rolled back.
+`marketing` imports no other app, so campaigns learn of new events (and new inbound messages) by
+registering a listener here rather than being called by name. Listeners run after the storing
+transaction commits (callers wrap the notification in `transaction.on_commit`), so they never see
+rows that were rolled back.
 """
 
 import logging
@@ -11,36 +11,68 @@ from collections.abc import Callable
 
 logger = logging.getLogger("kairos.events")
 
-EventListener = Callable[[list[int]], None]  # receives the ids of the Event rows just stored
-
-_listeners: list[EventListener] = []
-
-
-def register_event_listener(listener: EventListener) -> None:
-    """Add a listener; registering the same one twice is a mistake and raises."""
-    if listener in _listeners:
-        raise ValueError(f"event listener {listener!r} is already registered")
-    _listeners.append(listener)
+Listener = Callable[[list[int]], None]  # receives the ids of the rows just stored
+EventListener = Listener
 
 
-def unregister_event_listener(listener: EventListener) -> None:
-    """Remove a listener (tests register theirs temporarily); an unknown one raises."""
-    try:
-        _listeners.remove(listener)
-    except ValueError:
-        raise ValueError(f"event listener {listener!r} is not registered") from None
+class Listeners:
+    """Functions called, in registration order, with the ids of rows of one kind just committed."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._listeners: list[Listener] = []
+
+    def register(self, listener: Listener) -> None:
+        """Add a listener; registering the same one twice is a mistake and raises."""
+        if listener in self._listeners:
+            raise ValueError(f"{self.what} listener {listener!r} is already registered")
+        self._listeners.append(listener)
+
+    def unregister(self, listener: Listener) -> None:
+        """Remove a listener (tests register theirs temporarily); an unknown one raises."""
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            raise ValueError(f"{self.what} listener {listener!r} is not registered") from None
+
+    def notify(self, ids: list[int]) -> None:
+        """Call every listener with the ids.
+
+        The rows are committed by now, so a failing listener must not fail the request that stored
+        them: it is logged and the others still run.
+        """
+        if not ids:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(list(ids))
+            except Exception:
+                logger.exception("%s listener %r failed for %d stored rows", self.what, listener, len(ids))
+
+
+event_listeners = Listeners("event")
+message_listeners = Listeners("inbound message")
+
+
+def register_event_listener(listener: Listener) -> None:
+    event_listeners.register(listener)
+
+
+def unregister_event_listener(listener: Listener) -> None:
+    event_listeners.unregister(listener)
 
 
 def notify_events_stored(event_ids: list[int]) -> None:
-    """Call every listener with the ids, in registration order.
+    event_listeners.notify(event_ids)
 
-    The events are committed by now, so a failing listener must not fail the request that stored
-    them: it is logged and the others still run.
-    """
-    if not event_ids:
-        return
-    for listener in list(_listeners):
-        try:
-            listener(list(event_ids))
-        except Exception:
-            logger.exception("event listener %r failed for %d stored events", listener, len(event_ids))
+
+def register_message_listener(listener: Listener) -> None:
+    message_listeners.register(listener)
+
+
+def unregister_message_listener(listener: Listener) -> None:
+    message_listeners.unregister(listener)
+
+
+def notify_messages_stored(message_ids: list[int]) -> None:
+    message_listeners.notify(message_ids)

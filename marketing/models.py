@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from marketing.first_seen import note_first_seen
 from marketing.suppression import email_hash
@@ -454,3 +455,102 @@ class SegmentSize(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}: {self.size} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class InboundChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    CHAT = "chat", "Chat"
+    WEB_FORM = "web_form", "Web form"
+    SMS = "sms", "SMS"
+    SOCIAL = "social", "Social media"
+    OTHER = "other", "Other"
+
+
+class InboundStatus(models.TextChoices):
+    NEW = "new", "New (not read by Kairos yet)"
+    OPEN = "open", "Open"
+    ANSWERED = "answered", "Answered"
+    CLOSED = "closed", "Closed"
+
+
+class InboundMessageQuerySet(models.QuerySet):
+    def unread(self) -> "InboundMessageQuerySet":
+        """Messages Kairos has not classified and acted on yet, oldest first by id."""
+        return self.filter(status=InboundStatus.NEW).order_by("pk")
+
+    def waiting_for_person(self) -> "InboundMessageQuerySet":
+        return self.filter(needs_person=True).exclude(status=InboundStatus.CLOSED)
+
+
+class InboundMessage(models.Model):
+    """A message a customer (or anyone) sent the shop: what it says, what Kairos made of it and what it did.
+
+    Written by the API and the inbound e-mail webhook with status `new`; the conversations stage
+    (campaigns) classifies it, stores a `message_received` event and moves it on, in one
+    transaction, so a message is acted on once however often its task runs.
+    """
+
+    external_id = models.CharField(
+        max_length=255, help_text="The sender's id for the message (API id, e-mail Message-ID) or one derived from its content."
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="inbound_messages",
+        help_text="Matched by the shop's customer id, else by the sender's address; blank when unknown.",
+    )
+    channel = models.CharField(max_length=16, choices=InboundChannel.choices, default=InboundChannel.EMAIL)
+    from_email = models.CharField(max_length=254, blank=True, default="")
+    from_name = models.CharField(max_length=200, blank=True, default="")
+    customer_reference = models.CharField(
+        max_length=255, blank=True, default="", help_text="The customer id the sender gave, as given."
+    )
+    subject = models.CharField(max_length=255, blank=True, default="")
+    body = models.TextField(help_text="The customer's own words: quoted replies, signatures and HTML removed.")
+    original = models.TextField(blank=True, default="", help_text="The text before quotes and signatures were removed.")
+    header_message_id = models.CharField(max_length=255, blank=True, default="", help_text="Message-ID, for threading replies.")
+    header_references = models.TextField(blank=True, default="")
+    no_reply_reason = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="Why nothing may answer it automatically (an auto-reply, a bounce, our own address); blank when it may.",
+    )
+    received_at = models.DateTimeField()
+    language = models.CharField(max_length=8, blank=True, default="")
+    intent = models.CharField(max_length=32, blank=True, default="")
+    sentiment = models.CharField(max_length=16, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True, help_text="Calibrated probability of the intent.")
+    sentiment_confidence = models.FloatField(null=True, blank=True)
+    classified_by = models.CharField(max_length=64, blank=True, default="", help_text="The model version that read it.")
+    status = models.CharField(max_length=10, choices=InboundStatus.choices, default=InboundStatus.NEW)
+    needs_person = models.BooleanField(default=False)
+    needs_person_reason = models.CharField(max_length=200, blank=True, default="")
+    actions = models.JSONField(default=list, blank=True, help_text='What Kairos did, in order: [{"at": …, "what": …}].')
+    corrected_intent = models.CharField(
+        max_length=32, blank=True, default="", help_text="A person's label; the next training learns from it."
+    )
+    corrected_sentiment = models.CharField(max_length=16, blank=True, default="")
+    corrected_by = models.CharField(max_length=150, blank=True, default="")
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InboundMessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="inbound_message_external_id_unique")]
+        indexes = [
+            models.Index(fields=["status", "id"], name="inbound_message_status"),
+            models.Index(fields=["needs_person", "received_at"], name="inbound_message_needs_person"),
+            models.Index(fields=["from_email"], name="inbound_message_sender"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.pk} from {self.from_email or self.customer_reference or 'an unknown sender'}"
+
+    @property
+    def label(self) -> tuple[str, str]:
+        """The intent and sentiment that training should learn: a person's correction wins."""
+        return self.corrected_intent or self.intent, self.corrected_sentiment or self.sentiment
+
+    def record(self, what: str, at) -> None:
+        """Append to what Kairos did (the caller saves `actions`)."""
+        self.actions = [*self.actions, {"at": at.isoformat(), "what": what[:500]}]

@@ -285,6 +285,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.advance_enrollments": {"queue": Queue.ENGINE.value},
     "campaigns.enroll_for_events": {"queue": Queue.ENGINE.value},
     "campaigns.run_recurring_campaign": {"queue": Queue.ENGINE.value},
+    "campaigns.process_messages": {"queue": Queue.ENGINE.value},
+    "campaigns.process_unread_messages": {"queue": Queue.ENGINE.value},
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
@@ -313,6 +315,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "campaigns.mark_stalled_messages",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # Messages whose task was lost (broker down at commit, a dead worker) are read here instead.
+    "process-unread-messages": {
+        "task": "campaigns.process_unread_messages",
+        "schedule": 15.0,
+        "options": {"expires": 14},
     },
     "resume-stalled-scoring-runs": {
         "task": "ml.resume_stalled_runs",
@@ -362,6 +370,17 @@ FORECAST_MODEL_MIN_WEEKS = env_int("FORECAST_MODEL_MIN_WEEKS", 26)  # shorter ca
 # LightGBM's threads spin while they wait for each other: on a busy 2-core machine two threads took
 # six times as long as one (measured), and one model of ~300,000 rows trains in seconds anyway.
 FORECAST_THREADS = env_int("FORECAST_THREADS", 1)
+# Customer conversations (docs/conversations.md). Below this intent confidence nothing automatic
+# happens: the message waits for a person.
+CONVERSATION_MIN_CONFIDENCE = float(env_str("CONVERSATION_MIN_CONFIDENCE") or 0.6)
+# Where replies come from; blank uses DEFAULT_FROM_EMAIL. Mail from it is never answered.
+CONVERSATION_REPLY_FROM = env_str("CONVERSATION_REPLY_FROM")
+# Inbound e-mail to these addresses becomes a conversation; blank takes every address but the unsubscribe one.
+CONVERSATION_INBOUND_ADDRESSES = env_list("CONVERSATION_INBOUND_ADDRESSES", [])
+# Automatic replies to one address per day at most (RFC 3834 asks responders not to repeat themselves).
+CONVERSATION_AUTO_REPLIES_PER_DAY = env_int("CONVERSATION_AUTO_REPLIES_PER_DAY", 3)
+# Messages classified per task and per beat pass.
+CONVERSATION_BATCH_SIZE = env_int("CONVERSATION_BATCH_SIZE", 200)
 
 # Production hardening: on whenever DEBUG is off; each can be relaxed behind a TLS proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None

@@ -13,9 +13,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The shops' API: an API key in a header, no cookies, so no CSRF token (see marketing/api.py).
     path("api/v1/events", api.ingest_events, name="api-events"),
+    path("api/v1/messages", api.ingest_messages, name="api-messages"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("", include("campaigns.urls")),
     path("", include("ml.urls")),
     # ESP webhooks (bounces, complaints), verified by django-anymail: /anymail/<esp>/tracking/
+    # ESP webhooks (bounces, complaints, inbound mail), verified by django-anymail: /anymail/<esp>/tracking/
     path("anymail/", include("anymail.urls")),
 ]

@@ -24,9 +24,9 @@ def customer_propensity(request: HttpRequest, external_id: str) -> JsonResponse:
         response = JsonResponse({"error": "use GET"}, status=405)
         response["Allow"] = "GET, HEAD"
         return response
-    _, refusal = authenticate(request, timezone.now())
-    if refusal is not None:
-        return refusal
+    api_key = authenticate(request, timezone.now())
+    if isinstance(api_key, JsonResponse):
+        return api_key
     customer = Customer.objects.filter(external_id=external_id).only("pk").first()
     if customer is None:
         return JsonResponse({"error": f"no customer with id {external_id!r}"}, status=404)

@@ -6,8 +6,10 @@ class MlConfig(AppConfig):
     verbose_name = "Predictions"
 
     def ready(self) -> None:
-        from marketing.api import register_api_path
+        from marketing.openapi import register_api_path
         from ml.api import PATH, openapi_operations
 
         # marketing owns the API document but imports no other app: ml adds its path here.
         register_api_path(PATH, openapi_operations)
+        # The message-intent versions' admin page lives in its own module.
+        import ml.intent_admin  # noqa: F401

@@ -216,3 +216,9 @@ class SalesForecastVersion(ModelVersion):
     class Meta:
         proxy = True
         verbose_name = "sales forecast version"
+class IntentModelVersion(ModelVersion):
+    """The message-intent versions, for their own admin page (the same rows as every model version)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "message intent model"

@@ -8,7 +8,9 @@ from campaigns.models.content import (
     TemplateVariant,
     TemplateVersion,
 )
+from campaigns.models.conversations import PromotionHold
 from campaigns.models.delivery import (
+    REPLY_KINDS,
     Broadcast,
     BroadcastStatus,
     Message,
@@ -27,6 +29,8 @@ from campaigns.models.engine import (
 )
 
 __all__ = [
+    "REPLY_KINDS",
+    "PromotionHold",
     "Broadcast",
     "Campaign",
     "CampaignStatus",

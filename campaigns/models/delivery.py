@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models.content import EmailTemplate, TemplateVersion
-from marketing.models import Customer, Segment
+from marketing.models import Customer, InboundMessage, Segment
 
 
 class BroadcastStatus(models.TextChoices):
@@ -45,6 +45,12 @@ class Broadcast(models.Model):
 class MessageKind(models.TextChoices):
     MARKETING = "marketing", "Marketing"
     TEST = "test", "Test send"
+    AUTO_REPLY = "auto_reply", "Automatic reply to a customer's message"
+    REPLY = "reply", "Reply by a person to a customer's message"
+
+
+# Answers to what a customer wrote: no marketing consent needed, never held, never sent to a bounced address.
+REPLY_KINDS = (MessageKind.AUTO_REPLY, MessageKind.REPLY)
 
 
 class MessageStatus(models.TextChoices):
@@ -69,7 +75,7 @@ class MessageQuerySet(models.QuerySet):
 class Message(models.Model):
     """One e-mail to one person: written before it is sent, final once it was."""
 
-    kind = models.CharField(max_length=9, choices=MessageKind.choices, default=MessageKind.MARKETING)
+    kind = models.CharField(max_length=10, choices=MessageKind.choices, default=MessageKind.MARKETING)
     broadcast = models.ForeignKey(Broadcast, on_delete=models.PROTECT, null=True, blank=True, related_name="messages")
     enrollment = models.ForeignKey(
         "campaigns.Enrollment", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
@@ -78,6 +84,14 @@ class Message(models.Model):
         "campaigns.Step", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
     customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
+    inbound_message = models.ForeignKey(
+        InboundMessage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replies",
+        help_text="The customer's message this one answers (replies only).",
+    )
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="messages")
     template_version = models.ForeignKey(
         TemplateVersion,

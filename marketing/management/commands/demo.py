@@ -127,6 +127,9 @@ class Command(BaseCommand):
         self.step("Campaign", "an abandoned-cart workflow: simulated on the shop's history, launched, fed live events by the API")
         self.command("campaign_demo")
 
+        self.step("Conversations", "intents and sentiment learnt from ml/data, three workflows, English and Chinese messages by the API")
+        self.command("conversation_demo")
+
         self.step("Audience", "")
         self.line(
             f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
