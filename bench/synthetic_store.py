@@ -175,8 +175,9 @@ def write_customers(
     copy_rows(
         cursor, "marketing_customer",
         "id, external_id, email, email_hash, first_name, last_name, locale, timezone, country, birth_date, gender, "
-        "attributes, consent_state, created_at, updated_at",
-        "{0}\tC{0:07d}\tc{0:07d}@example.test\t\t{1}\t{2}\t{3}\t{4}\t{5}\t{6}\t{7}\t{{}}\t{8}\t{9} {10}+00\t{9} {10}+00\n",
+        "attributes, consent_state, signed_up_at, first_seen_at, created_at, updated_at",
+        "{0}\tC{0:07d}\tc{0:07d}@example.test\t\t{1}\t{2}\t{3}\t{4}\t{5}\t{6}\t{7}\t{{}}\t{8}"
+        "\t{9} {10}+00\t{9} {10}+00\t{9} {10}+00\t{9} {10}+00\n",
         [np.arange(1, n + 1), first_names, last_names, locale, zone, code, birth_dates,
          np.array([g[0] for g in GENDERS], dtype=object)[gender],
          np.array([c[0] for c in CONSENT_STATES], dtype=object)[consent], date, hms],

@@ -341,7 +341,7 @@ ML_RECENT_DAYS = env_int("ML_RECENT_DAYS", 30)
 # Customers per training snapshot; larger stores are sampled deterministically by id.
 ML_TRAINING_MAX_CUSTOMERS = env_int("ML_TRAINING_MAX_CUSTOMERS", 250_000)
 # Rows over all snapshots of one training run: past it, every snapshot samples fewer customers.
-ML_TRAINING_MAX_ROWS = env_int("ML_TRAINING_MAX_ROWS", 1_500_000)
+ML_TRAINING_MAX_ROWS = env_int("ML_TRAINING_MAX_ROWS", 600_000)
 # LightGBM's OpenMP threads spin while they wait: on a machine whose cores are shared (PostgreSQL,
 # workers, the web app), two threads took 23 s where one took 1.2 s (100 trees, 85,000 rows, measured).
 # Raise it on a machine that does nothing but train.

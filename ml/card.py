@@ -44,7 +44,8 @@ def model_card(facts: dict[str, Any]) -> str:
         "orders within the horizon. Gender, age and country are never features.",
         "",
         "## How the shipped model was made",
-        f"The configuration and its number of trees ({facts['best_iteration']}) were chosen on the validation snapshot. "
+        f"The configuration and its number of trees ({facts['best_iteration']}) were chosen on the validation snapshot; "
+        "the model averages the raw scores of three boosters of it trained with different seeds. "
         f"The shipped model was then refit with them on every complete snapshot, {len(refit)} cutoffs from "
         f"{refit[0]:%Y-%m-%d} to {refit[-1]:%Y-%m-%d}, the validation one included, so that it learns from the "
         f"freshest outcomes ({weighting(facts.get('half_life_days'))}). The figures below are those of the chosen "

@@ -8,7 +8,7 @@ row, so the next request reads them back.
 
 import json
 
-from ml.models import Score
+from ml.models import Score, ScoringRun
 from ml.queries import read_aggregates, read_season_index
 from ml.reasons import worded
 from ml.registry import scorer_for
@@ -23,13 +23,20 @@ def reasons_for(score: Score) -> list[dict]:
     aggregates = read_aggregates(score.scored_at, score.customer_id, score.customer_id)
     if aggregates.empty:
         return []
-    season = read_season_index(score.scored_at, version.horizon_days)
+    season = _season_of(score)
     explained = scorer.score(scorer.features(aggregates, score.scored_at.timestamp(), season))
     reasons = worded(json.loads(explained.reasons[0]), version.horizon_days)
     # Two requests at once compute the same reasons; whichever writes first is kept.
     Score.objects.filter(pk=score.pk, reasons__isnull=True).update(reasons=reasons)
     score.reasons = reasons
     return reasons
+
+
+def _season_of(score: Score) -> float:
+    """Return the season index the score was computed with: its run's, read again only without one."""
+    run = ScoringRun.objects.filter(model_version_id=score.model_version_id, as_of=score.scored_at).order_by("-pk")
+    stored = run.values_list("season_index", flat=True).first()
+    return stored if stored is not None else read_season_index(score.scored_at, score.model_version.horizon_days)
 
 
 def _unworded(reasons: list[dict]) -> bool:

@@ -38,7 +38,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     fairness = models.JSONField(default=dict, blank=True)
     beats_baselines = models.BooleanField(default=False)
-    artifact = models.TextField(blank=True, default="", help_text="The LightGBM model, as LightGBM writes it.")
+    artifact = models.TextField(
+        blank=True, default="", help_text="The model as text: LightGBM's own, or the task's JSON around it."
+    )
     card = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)

@@ -40,7 +40,7 @@ from ml.queries import (
     read_season_index,
     sensitive_attributes,
 )
-from ml.scoring import Scorer
+from ml.scoring import Scorer, ensemble_artifact
 from ml.training import (
     BASELINES,
     DataFacts,
@@ -214,7 +214,7 @@ def register(run: TrainedRun) -> ModelVersion:
             "lightgbm": {key: value for key, value in result.params.items() if key != "num_threads"},
             "best_iteration": result.best_iteration,
             "half_life_days": result.half_life_days,
-            "calibration": None,
+            "calibration": list(result.calibration) if result.calibration else None,
             "bgnbd": buying.as_dict() if buying is not None else None,
             "sample_stride": run.stride,
             "refit_cutoffs": [cutoff.isoformat() for cutoff in plan.refit],
@@ -249,7 +249,7 @@ def register(run: TrainedRun) -> ModelVersion:
             metrics=metrics,
             fairness=fairness,
             beats_baselines=result.beats_baselines,
-            artifact=result.booster.model_to_string(),
+            artifact=ensemble_artifact(result.boosters),
             card=card,
         )
 

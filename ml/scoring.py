@@ -48,14 +48,15 @@ class Scorer:
         buying: BgNbd | None = None,
         horizon_days: float = 90,
     ):
-        self.booster = lgb.Booster(model_str=artifact)
+        self.boosters = load_boosters(artifact)
         self.feature_names = list(feature_names)
-        check_feature_names(self.booster.feature_name(), self.feature_names)
+        for booster in self.boosters:
+            check_feature_names(booster.feature_name(), self.feature_names)
         self.calibration = tuple(calibration) if calibration else None
         self.threads = threads
         self.buying = buying
         self.horizon_days = horizon_days
-        self._trees = _tree_splits(self.booster)
+        self._trees = [_tree_splits(booster) for booster in self.boosters]
 
     def features(self, aggregates: pd.DataFrame, as_of_t: float, season: float) -> pd.DataFrame:
         """Return the model's features of the aggregates, the buying ones from the version's own BG/NBD."""
@@ -70,7 +71,7 @@ class Scorer:
         values = self._values(features)
         if not len(values):
             return np.empty(0)
-        raw = self.booster.predict(values, raw_score=True, num_threads=self.threads)
+        raw = np.mean([b.predict(values, raw_score=True, num_threads=self.threads) for b in self.boosters], axis=0)
         return self._calibrate(raw)
 
     def score(self, features: pd.DataFrame) -> ScoredCustomers:
@@ -78,11 +79,17 @@ class Scorer:
         values = self._values(features)
         if not len(values):
             return ScoredCustomers(np.empty(0, dtype=np.int64), np.empty(0), [], 0)
-        if len(values) < DIRECT_EXPLANATION_ROWS:
-            contributions = self.booster.predict(values, pred_contrib=True, num_threads=self.threads).T
-            patterns = len(values) * len(self._trees)
-        else:
-            contributions, patterns = self._contributions(values)
+        # SHAP values are linear in the model: the ensemble's are the mean of its boosters'.
+        contributions, patterns = np.zeros((values.shape[1] + 1, len(values))), 0
+        for booster, trees in zip(self.boosters, self._trees, strict=True):
+            if len(values) < DIRECT_EXPLANATION_ROWS:
+                contributions += booster.predict(values, pred_contrib=True, num_threads=self.threads).T
+                patterns += len(values) * len(trees)
+            else:
+                explained, explained_patterns = self._contributions(booster, trees, values)
+                contributions += explained
+                patterns += explained_patterns
+        contributions /= len(self.boosters)
         raw = contributions.sum(axis=0)
         effects = contributions[:-1].T
         top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :REASONS_PER_CUSTOMER]
@@ -109,12 +116,12 @@ class Scorer:
             raw = slope * raw + intercept
         return 1.0 / (1.0 + np.exp(-raw))
 
-    def _contributions(self, values: np.ndarray) -> tuple[np.ndarray, int]:
-        """Return SHAP contributions (features then bias, by customer) and how many tree patterns were explained."""
+    def _contributions(self, booster: lgb.Booster, trees, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """Return one booster's SHAP contributions (features then bias, by customer) and the tree patterns explained."""
         by_feature = np.ascontiguousarray(values.T)
         total = np.zeros((values.shape[1] + 1, len(values)))
         patterns = 0
-        for tree, (features, thresholds, used) in enumerate(self._trees):
+        for tree, (features, thresholds, used) in enumerate(trees):
             if not len(features):
                 representatives, inverse = np.zeros(1, dtype=np.int64), np.zeros(len(values), dtype=np.int64)
             else:
@@ -123,7 +130,7 @@ class Scorer:
                 keys = _pattern_keys(directions)
                 _, representatives, inverse = np.unique(keys, return_index=True, return_inverse=True)
                 inverse = inverse.ravel()
-            explained = self.booster.predict(
+            explained = booster.predict(
                 values[representatives],
                 pred_contrib=True,
                 start_iteration=tree,
@@ -135,6 +142,24 @@ class Scorer:
             total[-1] += explained[0, -1]
             patterns += len(representatives)
         return total, patterns
+
+
+ENSEMBLE_FORMAT = "kairos.propensity-ensemble/1"
+
+
+def ensemble_artifact(boosters: Sequence[lgb.Booster]) -> str:
+    """Return the text stored for a model of several boosters whose raw scores are averaged."""
+    return json.dumps({"format": ENSEMBLE_FORMAT, "boosters": [booster.model_to_string() for booster in boosters]})
+
+
+def load_boosters(artifact: str) -> list[lgb.Booster]:
+    """Return the boosters of a stored artifact: an ensemble's JSON, or one LightGBM model as LightGBM writes it."""
+    if not artifact.lstrip().startswith("{"):
+        return [lgb.Booster(model_str=artifact)]
+    data = json.loads(artifact)
+    if data.get("format") != ENSEMBLE_FORMAT or not data.get("boosters"):
+        raise ValueError(f"the artifact is not a {ENSEMBLE_FORMAT} artifact")
+    return [lgb.Booster(model_str=text) for text in data["boosters"]]
 
 
 def _pattern_keys(directions: np.ndarray) -> np.ndarray:

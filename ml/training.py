@@ -68,8 +68,16 @@ CANDIDATE_PARAMS: tuple[dict[str, Any], ...] = (
 HALF_LIVES_DAYS: tuple[int | None, ...] = (None, 90)
 # Configurations are compared on at most this many tuning rows (every k-th row past it); the shipped
 # model is refitted on all of them.
-TUNING_MAX_ROWS = 400_000
+TUNING_MAX_ROWS = 200_000
+# The chosen configuration is trained this many times with other seeds and the raw scores averaged:
+# bagging and column sampling make each booster a little different, and their average ranks and
+# calibrates better than any one of them (measured on the demo stores, where one booster's log loss
+# lost to the logistic baseline's by 0.001 and three boosters' beat it).
+ENSEMBLE_SEEDS = (7, 11, 13)
 MAX_BOOST_ROUNDS = 1000
+# A drift correction rescales the raw score a little; a slope outside this range means the ranking
+# itself does not hold on the validation snapshot, which a calibration must not paper over.
+PLATT_SLOPES = (0.5, 2.0)
 EARLY_STOPPING_ROUNDS = 30
 BASELINES = ("recency", "logistic", "bgnbd")
 LOGISTIC_MAX_ROWS = 200_000
@@ -139,17 +147,26 @@ class FittedBaselines:
 
 @dataclass
 class TrainingResult:
-    booster: lgb.Booster  # the shipped model: refitted on every complete snapshot
+    boosters: list[lgb.Booster]  # the shipped model: refitted on every complete snapshot, one booster per seed
     metrics: dict[str, Any]  # "model" and each baseline: evaluation dicts on the validation snapshot; plus notes
     importance: list[tuple[str, float]]
     best_iteration: int
     validation_probability: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
     half_life_days: int | None = None  # how fast older snapshots lose weight; None when all weigh the same
+    calibration: tuple[float, float] | None = None  # Platt slope and intercept on the raw score, or None
 
     @property
     def beats_baselines(self) -> bool:
         return beats_every_baseline(self.metrics)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Return the shipped model's probabilities: its boosters' mean raw score, calibrated, through the sigmoid."""
+        raw = np.mean([booster.predict(x, raw_score=True) for booster in self.boosters], axis=0)
+        if self.calibration is not None:
+            slope, intercept = self.calibration
+            raw = slope * raw + intercept
+        return _sigmoid(raw)
 
 
 class NotEnoughData(Exception):
@@ -248,15 +265,15 @@ def train_propensity(
         for half_life in half_lives
     ]
     chosen = min(tried, key=lambda trial: trial["log_loss"])
-    probability = chosen["probability"]
+    # The figures shown are the whole configuration's: the same trees, trained with every seed, averaged.
+    tuned = _members(chosen, x_sample, y_sample, _weights(ages, chosen["half_life_days"]))
+    raw = np.mean([booster.predict(x_valid, raw_score=True) for booster in tuned], axis=0)
+    probability, calibration, note = calibrated(raw, y_valid, validation.features.index.to_numpy())
     model = evaluate(y_valid, probability)
     metrics = {
         "model": model,
         **judge_baselines(fit_baselines(tuning), validation),
-        "calibration_note": (
-            f"calibration error {model['ece']:.4f} on the validation snapshot; the shipped model is refitted on the "
-            "freshest outcomes, so its probabilities follow the latest buying rate"
-        ),
+        "calibration_note": note,
         "tuning": [
             {
                 "params": _shown(trial["params"]),
@@ -275,24 +292,20 @@ def train_propensity(
         ],
     }
 
-    del x_tune, x_sample
+    del x_tune, x_sample, tuned
     x_refit, y_refit = _stack(refit)
-    weights = _weights(_ages(refit, newest=refit[-1].cutoff), chosen["half_life_days"])
-    shipped = lgb.train(
-        chosen["params"],
-        lgb.Dataset(x_refit, y_refit, weight=weights, feature_name=list(FEATURE_NAMES), free_raw_data=True),
-        num_boost_round=chosen["trees"],
-    )
-    gains = shipped.feature_importance("gain")
+    shipped = _members(chosen, x_refit, y_refit, _weights(_ages(refit, newest=refit[-1].cutoff), chosen["half_life_days"]))
+    gains = np.sum([booster.feature_importance("gain") for booster in shipped], axis=0)
     importance = sorted(zip(FEATURE_NAMES, (float(g) for g in gains), strict=True), key=lambda item: -item[1])
     return TrainingResult(
-        booster=shipped,
+        boosters=shipped,
         metrics=metrics,
         importance=importance,
         best_iteration=chosen["trees"],
         validation_probability=probability,
         params=chosen["params"],
         half_life_days=chosen["half_life_days"],
+        calibration=calibration,
     )
 
 
@@ -308,6 +321,64 @@ def _ages(snapshots: list[Snapshot], newest: datetime) -> np.ndarray:
 
 def _weights(ages: np.ndarray, half_life_days: int | None) -> np.ndarray | None:
     return None if half_life_days is None else 0.5 ** (ages / half_life_days)
+
+
+def _members(chosen: dict[str, Any], x: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> list[lgb.Booster]:
+    """Train the chosen configuration once per seed, with its number of trees."""
+    return [
+        lgb.train(
+            {**chosen["params"], "seed": seed},
+            lgb.Dataset(x, y, weight=weights, feature_name=list(FEATURE_NAMES), free_raw_data=False),
+            num_boost_round=chosen["trees"],
+        )
+        for seed in ENSEMBLE_SEEDS
+    ]
+
+
+def calibrated(
+    raw: np.ndarray, labels: np.ndarray, customer_ids: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float] | None, str]:
+    """Return the validation probabilities to report, the Platt calibration to ship (if any) and why.
+
+    Buying drifts: a model trained on snapshots ending one horizon before the period it predicts is
+    off by about as much as the tuning boosters are off on the validation snapshot, which is the same
+    lag the shipped model has before the future it scores. A Platt scaling fitted on the validation
+    snapshot corrects that drift, and is kept when it helps. The figures reported for it are
+    cross-fitted (each half of the customers scored by a scaling fitted on the other half), never
+    fitted on themselves.
+    """
+    plain = _sigmoid(raw)
+    before = evaluate(labels, plain)
+    # Alternate customers in id order: id parity would put a whole sample of even ids on one side.
+    half = np.argsort(np.argsort(customer_ids, kind="stable")) % 2 == 0
+    cross = np.empty_like(plain)
+    for fitted_on in (half, ~half):
+        if labels[fitted_on].min() == labels[fitted_on].max():
+            return plain, None, f"calibration error {before['ece']:.4f}; a half of the validation snapshot has one class"
+        slope, intercept = _platt(raw[fitted_on], labels[fitted_on])
+        if not PLATT_SLOPES[0] <= slope <= PLATT_SLOPES[1]:
+            return plain, None, (
+                f"calibration error {before['ece']:.4f}; a Platt slope of {slope:.2f} would not correct drift but "
+                "rewrite the model, so none is applied"
+            )
+        cross[~fitted_on] = _sigmoid(slope * raw[~fitted_on] + intercept)
+    after = evaluate(labels, cross)
+    if after["log_loss"] >= before["log_loss"]:
+        return plain, None, f"calibration error {before['ece']:.4f}; Platt scaling did not lower the log loss"
+    return (
+        cross,
+        _platt(raw, labels),
+        f"calibration error {before['ece']:.4f} before Platt scaling for drift, {after['ece']:.4f} after (cross-fitted)",
+    )
+
+
+def _platt(raw: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), labels)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def _sigmoid(raw: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-raw))
 
 
 def _tune(params: dict[str, Any], half_life_days, x_tune, y_tune, ages, x_valid, y_valid) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 
 from marketing.models import ApiKey
 from ml.explanations import reasons_for
-from ml.models import Score
+from ml.models import Score, ScoringRun
 from ml.queries import read_aggregates
 from ml.reasons import worded
 from ml.registry import scorer_for
@@ -110,3 +110,19 @@ def test_the_openapi_document_describes_the_endpoint(client):
     operation = document["paths"]["/api/v1/customers/{external_id}/propensity"]["get"]
     assert operation["operationId"] == "getCustomerPropensity"
     assert set(operation["responses"]) == {"200", "401", "404", "405"}
+
+
+def test_the_season_index_is_the_one_its_scoring_run_used(scored, monkeypatch):
+    ScoringRun.objects.create(
+        model_version=scored.model_version, as_of=AS_OF, chunk_customers=10, season_index=1.37, status="done"
+    )
+    monkeypatch.setattr("ml.explanations.read_season_index", lambda *args: pytest.fail("read the orders again"))
+    seen = []
+    real = scorer_for(scored.model_version).features
+    monkeypatch.setattr(
+        scorer_for(scored.model_version), "features", lambda aggregates, t, season: seen.append(season) or real(aggregates, t, season)
+    )
+
+    reasons_for(scored)
+
+    assert seen == [1.37]

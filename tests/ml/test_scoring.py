@@ -12,7 +12,7 @@ from marketing.models import Customer
 from ml.features import FEATURE_NAMES, FeatureMismatch
 from ml.models import Score
 from ml.runs import start_scoring_run
-from ml.scoring import REASONS_PER_CUSTOMER, Scorer, assign_deciles, decile_cut_points
+from ml.scoring import REASONS_PER_CUSTOMER, Scorer, assign_deciles, decile_cut_points, ensemble_artifact, load_boosters
 from tests.ml.conftest import AS_OF, random_features
 
 
@@ -211,3 +211,21 @@ def test_renaming_a_customer_leaves_their_score_unchanged(
     assert list(before) == [shopper.pk for shopper in shoppers]
     assert scores() == before
     assert len({probability for probability, _, _ in before.values()}) > 3
+
+
+def test_an_ensemble_scores_the_mean_raw_score_and_explains_the_mean_contributions(booster, worse_booster, crowded):
+    ensemble = Scorer(ensemble_artifact([booster, worse_booster]), FEATURE_NAMES, calibration=None)
+    values = crowded.to_numpy(dtype=np.float64)
+    raw = (booster.predict(values, raw_score=True) + worse_booster.predict(values, raw_score=True)) / 2
+    contributions = (booster.predict(values, pred_contrib=True) + worse_booster.predict(values, pred_contrib=True)) / 2
+
+    scored = ensemble.score(crowded)
+
+    np.testing.assert_allclose(ensemble.probability(crowded), 1 / (1 + np.exp(-raw)), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(scored.probability, 1 / (1 + np.exp(-raw)), rtol=1e-9, atol=0)
+    assert [json.loads(reasons) for reasons in scored.reasons] == direct_reasons(values, contributions)
+
+
+def test_an_artifact_of_another_format_is_refused(booster):
+    with pytest.raises(ValueError, match="the artifact is not a kairos.propensity-ensemble/1 artifact"):
+        load_boosters(json.dumps({"format": "something/9", "boosters": [booster.model_to_string()]}))
