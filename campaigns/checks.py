@@ -1,9 +1,9 @@
-"""Deployment checks for e-mail: links recipients click must reach Kairos over HTTPS."""
+"""Deployment checks for e-mail: links recipients click must reach Kairos over HTTPS; ESP webhooks need credentials."""
 
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -18,5 +18,38 @@ def check_public_base_url(app_configs, **kwargs) -> list[Warning]:
             hint="Set PUBLIC_BASE_URL to where recipients reach Kairos, e.g. https://mail.shop.example; "
             "List-Unsubscribe needs an HTTPS URL.",
             id="campaigns.W001",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_esp_name(app_configs, **kwargs) -> list[Error]:
+    """Refuse an ESP_NAME anymail has no webhooks for, rather than mounting none without a word."""
+    from campaigns.esp import known_esps
+
+    if not settings.ESP_NAME or settings.ESP_NAME in known_esps():
+        return []
+    return [
+        Error(
+            f"ESP_NAME={settings.ESP_NAME!r} is not an ESP Kairos can take webhooks from.",
+            hint=f"Use one of {', '.join(sorted(known_esps()))}, or leave ESP_NAME blank to mount no webhooks.",
+            id="campaigns.E002",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_esp_webhook_secret(app_configs, **kwargs) -> list[Error]:
+    """Refuse a deployment whose ESP webhooks have no credentials to check."""
+    from campaigns.esp import webhook_secrets
+
+    if not settings.ESP_NAME or webhook_secrets():
+        return []
+    return [
+        Error(
+            f"ESP_NAME={settings.ESP_NAME!r} but ANYMAIL_WEBHOOK_SECRET is not set: every webhook is refused.",
+            hint="Set ANYMAIL_WEBHOOK_SECRET to a random user:password and give the same credentials to the ESP "
+            "in its webhook URL (https://user:password@mail.shop.example/anymail/<esp>/tracking/).",
+            id="campaigns.E001",
         )
     ]

@@ -235,7 +235,10 @@ SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_BASE_S = env_int("SEND_RETRY_BASE_S", 60)  # doubled on every attempt
 # A message still "sending" this long after its claim was interrupted; it becomes "unknown".
 SEND_STALL_S = env_int("SEND_STALL_S", 900)
-# ESP webhooks (bounces, complaints) arrive through django-anymail with this basic-auth secret.
+# The ESP whose webhooks (bounces, complaints, inbound mail) Kairos mounts, e.g. postmark or sendgrid;
+# blank mounts none. Every webhook must present ANYMAIL_WEBHOOK_SECRET (`user:password`) as basic
+# auth, and ESPs that sign their webhooks are also checked by anymail against their own key.
+ESP_NAME = env_str("ESP_NAME").strip().lower()
 ANYMAIL = {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")} if env_str("ANYMAIL_WEBHOOK_SECRET") else {}
 
 # Campaign engine: how often beat advances due enrollments, and how many per batch.

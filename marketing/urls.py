@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from campaigns.esp import esp_urlpatterns
 from marketing import api
 
 admin.site.site_header = "Kairos"
@@ -17,7 +19,7 @@ urlpatterns = [
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("", include("campaigns.urls")),
     path("", include("ml.urls")),
-    # ESP webhooks (bounces, complaints), verified by django-anymail: /anymail/<esp>/tracking/
-    # ESP webhooks (bounces, complaints, inbound mail), verified by django-anymail: /anymail/<esp>/tracking/
-    path("anymail/", include("anymail.urls")),
+    # The configured ESP's webhooks only (bounces, complaints, inbound mail): /anymail/<esp>/tracking/,
+    # each refused without ANYMAIL_WEBHOOK_SECRET (campaigns/esp.py).
+    path("anymail/", include((esp_urlpatterns(settings.ESP_NAME), "anymail"))),
 ]

@@ -14,6 +14,8 @@ start_run_clock()
 os.environ.setdefault("SECRET_KEY", "kairos-tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("SUPPRESSION_HMAC_KEY", "kairos-tests-suppression-key")
+# The webhook tests speak Postmark; others check that no other ESP is mounted.
+os.environ.setdefault("ESP_NAME", "postmark")
 
 from marketing.settings import *  # noqa: E402,F403
 

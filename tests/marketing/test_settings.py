@@ -18,11 +18,13 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://kairos:s3cret@db.internal:5433/kairos",
     "SUPPRESSION_HMAC_KEY": "a-long-random-key-that-never-changes",
     "PUBLIC_BASE_URL": "https://mail.shop.example.com",
+    "ESP_NAME": "postmark",
+    "ANYMAIL_WEBHOOK_SECRET": "kairos-esp:Vt3r9Qm2LwX8",
 }
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    clean = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "ESP_NAME", "ANYMAIL_WEBHOOK_SECRET"}}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
     )
@@ -41,6 +43,20 @@ def test_check_deploy_warns_when_links_would_not_be_https():
 
     assert "campaigns.W001" in result.stderr + result.stdout
     assert "PUBLIC_BASE_URL='http://mail.shop.example.com' is not an https:// address." in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ANYMAIL_WEBHOOK_SECRET": ""}, "campaigns.E001"),
+        ({"ESP_NAME": "carrier-pigeon"}, "campaigns.E002"),
+    ],
+)
+def test_check_deploy_fails_when_esp_webhooks_would_be_open(env, message):
+    result = run_manage("check", "--deploy", env={**PRODUCTION_ENV, **env})
+
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_the_program_refuses_to_start_without_a_secret_key_when_debug_is_off():
