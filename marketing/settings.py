@@ -273,6 +273,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Waits live in the database (next_run_at), never in broker countdowns, so the visibility
 # timeout only bounds how long a crashed worker's task stays invisible.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600)}
+# The last line of defence for every task: a soft limit raises SoftTimeLimitExceeded inside it, the
+# hard limit kills its process (acks_late hands the task over again; the database decides what was done).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT_S", 600)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT_S", CELERY_TASK_SOFT_TIME_LIMIT + 60)
+# A file import streams the whole file in one task: a million rows take minutes, so it gets longer.
+IMPORT_TASK_SOFT_TIME_LIMIT_S = env_int("IMPORT_TASK_SOFT_TIME_LIMIT_S", 3600)
+CELERY_TASK_ANNOTATIONS = {
+    "marketing.import_file": {
+        "soft_time_limit": IMPORT_TASK_SOFT_TIME_LIMIT_S,
+        "time_limit": IMPORT_TASK_SOFT_TIME_LIMIT_S + 60,
+    },
+}
+# Each worker pool process's data segment is capped at this (0: no cap), so a template or task
+# that escapes its own size checks gets MemoryError instead of taking the machine down.
+WORKER_MEMORY_LIMIT_MB = env_int("WORKER_MEMORY_LIMIT_MB", 4096)
 # Every task's queue is declared here, by task name; Celery 6 drops the per-task queue option.
 CELERY_TASK_ROUTES = {
     "marketing.import_file": {"queue": Queue.IMPORTS.value},

@@ -17,6 +17,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, Template
 from jinja2.exceptions import SecurityError, TemplateError
 from markupsafe import Markup
 
+from campaigns.rendering.interrupt import RenderInterrupted, interrupt_after
 from campaigns.rendering.limits import (
     BoundedNamespace,
     BoundedRange,
@@ -134,6 +135,17 @@ def render(template, context: dict) -> str:
         max_chars=settings.TEMPLATE_MAX_OUTPUT_CHARS,
     )
     token = current_budget.set(budget)
+    try:
+        with interrupt_after(settings.TEMPLATE_RENDER_TIMEOUT_MS / 1000):
+            return _render_within(template, context, budget)
+    except RenderInterrupted:
+        # Delivered at the very edge of the block, after the conversion below had finished.
+        raise RenderError(f"refused: rendering took longer than {settings.TEMPLATE_RENDER_TIMEOUT_MS} ms") from None
+    finally:
+        current_budget.reset(token)
+
+
+def _render_within(template, context: dict, budget: Budget) -> str:
     parts: list[str] = []
     size = 0
     try:
@@ -143,6 +155,11 @@ def render(template, context: dict) -> str:
                 raise RenderLimitExceeded(f"the output exceeds {budget.max_chars:,} characters")
             check_deadline()
             parts.append(chunk)
+    except RenderInterrupted as error:
+        raise RenderError(
+            f"refused: rendering took longer than {settings.TEMPLATE_RENDER_TIMEOUT_MS} ms",
+            _line_of(error.__traceback__, template.filename),
+        ) from None
     except RenderLimitExceeded as error:
         raise RenderError(f"refused: {error}", _line_of(error.__traceback__, template.filename)) from None
     except SecurityError as error:
@@ -161,8 +178,6 @@ def render(template, context: dict) -> str:
         raise RenderError(
             f"{type(error).__name__}: {error}", _line_of(error.__traceback__, template.filename)
         ) from None
-    finally:
-        current_budget.reset(token)
     return "".join(parts)
 
 

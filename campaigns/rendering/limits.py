@@ -23,6 +23,8 @@ from jinja2.utils import Namespace
 # Loops over range() and numbers passed to filters stay below this; Jinja's own sandbox limit.
 MAX_RANGE_ITEMS = 100_000
 DEADLINE_CHECK_EVERY_ITEMS = 1024
+# Integers a template computes stay below this many decimal digits (Python prints at most 4,300).
+MAX_NUMBER_DIGITS = 4300
 # Deep macro recursion is a way to burn time; Python's own limit would also stop it, later.
 MAX_CALL_DEPTH = 200
 
@@ -54,8 +56,11 @@ def _max_chars() -> int:
 
 def _weight(value: Any, limit: int) -> int:
     """Return roughly how many characters the value would print as, stopping once past the limit."""
-    if isinstance(value, str | bytes):
+    if isinstance(value, str | bytes | bytearray | memoryview):
         return len(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Three decimal digits per ten bits: a big integer is as heavy as its printed digits.
+        return max(1, value.bit_length() * 3 // 10)
     if isinstance(value, dict):
         total, items = 0, value.items()
     elif isinstance(value, list | tuple | set | frozenset | BoundedRange):
@@ -185,6 +190,28 @@ def _check_repeated_insert(name: str, text: str, args: tuple, kwargs: dict) -> N
         raise RenderLimitExceeded(f"the {name} filter would exceed {_max_chars():,} characters")
 
 
+def _check_method_result(owner: Any, what: str, name: str, args: tuple, kwargs: dict) -> None:
+    """Refuse a text or bytes method whose result could outgrow the limit, before it allocates.
+
+    Each argument may be small while the result is not (a 99,999-tab string expanded 99,999 wide),
+    so the bound is on the result: the owner's length times every number it is given, plus every
+    text argument, which covers each method that pads, repeats, expands or encodes.
+    """
+    limit = _max_chars()
+    numbers = [value for value in (*args, *kwargs.values()) if _is_int(value)]
+    texts = [value for value in (*args, *kwargs.values()) if isinstance(value, _SEQUENCES)]
+    if name == "expandtabs":
+        bound = len(owner) * max([8, *numbers])
+    elif name in _PADDING_METHODS:
+        bound = max([len(owner), *numbers])
+    else:
+        # Case changes can triple a character ('ﬃ'.upper()); encodings and hex take up to four bytes each.
+        bound = len(owner) * (4 if name in _GROWING_METHODS else 1)
+    bound += sum(len(text) for text in texts)
+    if bound > limit:
+        raise RenderLimitExceeded(f"{what}() could build {bound:,} characters; the limit is {limit:,}")
+
+
 def _check_translate(text: str, table: Any) -> None:
     if isinstance(table, dict):
         longest = max((len(value) for value in table.values() if isinstance(value, str)), default=1)
@@ -208,6 +235,8 @@ def _check_join(separator: Any, items: Any) -> None:
 _WIDE_FORMAT = re.compile(r"%[-+ #0]*(\d{4,}|\*)|%[-+ #0]*\d*\.(\d{4,}|\*)")
 # Methods of str that take a width or count and can allocate far more than their input.
 _STR_SIZE_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+_PADDING_METHODS = {"center", "ljust", "rjust", "zfill"}
+_GROWING_METHODS = {"encode", "hex", "upper", "lower", "title", "capitalize", "swapcase", "casefold"}
 # str.format and format_map reach attributes through the format mini-language; refused outright.
 _REFUSED_STR_METHODS = {"format", "format_map"}
 
@@ -221,13 +250,28 @@ class _GuardedCodeGenerator(CodeGenerator):
         self.write(")")
 
 
+_SEQUENCES = str | bytes | bytearray | list | tuple
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _binop_size(operator_symbol: str, left: Any, right: Any) -> int | None:
-    """Return the size the result would have, for operators that can multiply a value's size."""
+    """Return the size the result would have, before it is built, for operators that can grow a value.
+
+    Integers are weighed in printed digits, so a chain of big-integer powers or products is
+    refused at the step that would be too big rather than computed for minutes.
+    """
     if operator_symbol == "*":
         for sequence, count in ((left, right), (right, left)):
-            if isinstance(sequence, str | list | tuple) and isinstance(count, int):
+            if isinstance(sequence, _SEQUENCES) and _is_int(count):
                 return len(sequence) * max(count, 0)
-    if operator_symbol == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+        if _is_int(left) and _is_int(right):
+            return (left.bit_length() + right.bit_length()) * 3 // 10
+    if operator_symbol == "**" and _is_int(left) and _is_int(right) and right > 0:
+        return left.bit_length() * right * 3 // 10
+    if operator_symbol == "+" and isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
         return len(left) + len(right)
     return None
 
@@ -244,13 +288,18 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator_symbol: str, left: Any, right: Any) -> Any:
         check_deadline()
+        if operator_symbol == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise RenderLimitExceeded(f"exponents above 64 are not allowed (got {right})")
         size = _binop_size(operator_symbol, left, right)
+        if size is not None and _is_int(left) and _is_int(right) and size > MAX_NUMBER_DIGITS:
+            raise RenderLimitExceeded(
+                f"the {operator_symbol!r} operator would build a number of about {size:,} digits; "
+                f"the limit is {MAX_NUMBER_DIGITS:,}"
+            )
         if size is not None and size > _max_chars():
             raise RenderLimitExceeded(
                 f"the {operator_symbol!r} operator would build {size:,} items; the limit is {_max_chars():,}"
             )
-        if operator_symbol == "**" and isinstance(right, int | float) and abs(right) > 64:
-            raise RenderLimitExceeded(f"exponents above 64 are not allowed (got {right})")
         if operator_symbol == "%" and isinstance(left, str):
             raise SecurityError("%-formatting of strings is not allowed in templates; use ~ to join text")
         return super().call_binop(context, operator_symbol, left, right)
@@ -278,9 +327,10 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
         check_deadline()
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "")
-        if isinstance(owner, str):
+        if isinstance(owner, str | bytes | bytearray):
+            kind = type(owner).__name__
             if name in _STR_SIZE_METHODS:
-                _number_arguments_checked(args, kwargs, f"str.{name}")
+                _number_arguments_checked(args, kwargs, f"{kind}.{name}")
             if name == "replace" and len(args) >= 2:
                 _check_replace(owner, args[0], args[1])
             if name == "translate" and args:
@@ -288,6 +338,7 @@ class KairosSandbox(ImmutableSandboxedEnvironment):
             if name == "join" and args:
                 args = (_joinable(args[0]), *args[1:])
                 _check_join(owner, args[0])
+            _check_method_result(owner, f"{kind}.{name}", name, args, kwargs)
         limit = _max_chars()
         if sum(_weight(value, limit) for value in (*args, *kwargs.values())) > limit:
             raise RenderLimitExceeded(f"a call's arguments exceed {limit:,} characters")

@@ -340,3 +340,108 @@ def test_the_secret_key_is_unreachable_from_every_global_and_value(context):
     ]
     for message in messages:
         assert_nothing_leaks(message)
+
+
+# None of these asks the sandbox anything inside its loops (no call, no attribute, no range): only
+# a deadline enforced from outside the template stops them. Without it each ran for minutes.
+SILENT_LOOPS = [
+    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% if a == b %}{% endif %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% set c = a ~ b %}{% endfor %}{% endfor %}",
+    "{% set s = [1] * 100000 %}{% for a in s %}{% for b in s %}{% set c = a - b %}{% endfor %}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("source", SILENT_LOOPS)
+def test_loops_that_never_ask_the_sandbox_stop_at_the_time_limit(source, context, settings):
+    # given
+    settings.TEMPLATE_RENDER_TIMEOUT_MS = 200
+    started = time.monotonic()
+
+    # when
+    error = render_refused(source, context)
+
+    # then
+    assert error.message == "refused: rendering took longer than 200 ms"
+    assert time.monotonic() - started < 5
+    # The interrupt is spent: the same thread renders the next template normally.
+    assert render_string("{{ 1 + 1 }}", context, html=False) == "2"
+
+
+@pytest.mark.parametrize("source", SILENT_LOOPS[:1])
+def test_lint_stops_a_silent_loop_at_the_time_limit(source, settings):
+    from campaigns.lint import lint_template
+
+    settings.TEMPLATE_RENDER_TIMEOUT_MS = 200
+    started = time.monotonic()
+
+    problems = lint_template(source, html=False)
+
+    assert [problem.message for problem in problems] == ["with a sample customer: refused: rendering took longer than 200 ms"]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{{ ((9 ** 64) ** 64) ** 64 }}",
+            "refused: the '**' operator would build a number of about 249,312 digits; the limit is 4,300",
+        ),
+        (
+            "{% set ns = namespace(n=9 ** 64) %}{% for i in range(30) %}{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n }}",
+            "refused: the '*' operator would build a number of about 7,791 digits; the limit is 4,300",
+        ),
+    ],
+)
+def test_big_integer_chains_are_refused_before_they_are_computed(source, message, context):
+    started = time.monotonic()
+
+    error = render_refused(source, context)
+
+    assert error.message == message
+    assert time.monotonic() - started < 1
+
+
+# Each argument of these is small, or of a type the old checks never weighed; the results are not.
+GROWING_METHODS = [
+    (
+        "{{ 'a'.encode().ljust(1500000000)|length }}",
+        "refused: bytes.ljust was given 1,500,000,000; numbers above 100,000 are not allowed",
+    ),
+    (
+        "{{ ('\\t' * 99999).expandtabs(99999)|length }}",
+        "refused: str.expandtabs() could build 9,999,800,001 characters; the limit is 1,000,000",
+    ),
+    (
+        "{{ ('\\t' * 99999).encode().expandtabs(99999)|length }}",
+        "refused: bytes.expandtabs() could build 9,999,800,001 characters; the limit is 1,000,000",
+    ),
+    (
+        "{{ ('a' * 999999).encode()|length }}",
+        "refused: str.encode() could build 3,999,996 characters; the limit is 1,000,000",
+    ),
+    (
+        "{{ ('a'.encode() * 600000 + 'b'.encode() * 600000)|length }}",
+        "refused: the '+' operator would build 1,200,000 items; the limit is 1,000,000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), GROWING_METHODS)
+def test_methods_whose_result_outgrows_their_arguments_are_refused_before_allocating(source, message, context):
+    tracemalloc.start()
+    try:
+        error = render_refused(source, context)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert error.message == message
+    assert peak_bytes < 30_000_000
+
+
+def test_ordinary_methods_on_long_text_still_render(context):
+    source = "{{ ('ab,' * 100000).find('b', 1000) }} {{ ('ab,' * 100000).split(',', 3)|length }} {{ 'ok'.center(20)|length }}"
+
+    assert render_string(source, context, html=False) == "1000 4 20"
