@@ -83,7 +83,9 @@ def test_without_a_secret_configured_every_webhook_is_refused(settings, customer
     assert Customer.objects.get(pk=customer.pk).consent_source == customer.consent_source
 
 
-@pytest.mark.parametrize("authorization", [None, _basic("kairos:wrong"), _basic("kairos:hook-secret-and-more"), "Bearer kairos:hook-secret"])
+@pytest.mark.parametrize(
+    "authorization", [None, _basic("kairos:wrong"), _basic("kairos:hook-secret-and-more"), "Bearer kairos:hook-secret"]
+)
 def test_wrong_credentials_are_refused(client, settings, customer, authorization):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}

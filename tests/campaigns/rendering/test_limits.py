@@ -377,7 +377,9 @@ def test_lint_stops_a_silent_loop_at_the_time_limit(source, settings):
 
     problems = lint_template(source, html=False)
 
-    assert [problem.message for problem in problems] == ["with a sample customer: refused: rendering took longer than 200 ms"]
+    assert [problem.message for problem in problems] == [
+        "with a sample customer: refused: rendering took longer than 200 ms"
+    ]
     assert time.monotonic() - started < 5
 
 
