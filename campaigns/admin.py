@@ -21,6 +21,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from campaigns.content.export import pieces_csv, pieces_json
 from campaigns.context import CONTEXT_DOCUMENTATION
 from campaigns.delivery import queue_test_message
+from campaigns.drafts import copy_as_draft, is_editable, launch_in_place
 from campaigns.engine import CampaignError, enroll_by_hand, set_status
 from campaigns.models import (
     Broadcast,
@@ -47,6 +48,7 @@ from campaigns.tasks import queue_broadcast_task
 from campaigns.triggers import TriggerError, triggers
 from campaigns.versions import lint_variant, publish_variant
 from marketing.models import Customer
+from marketing.permissions import AdminActionPermissions
 
 # --- SEO and social content ------------------------------------------------------------------
 
@@ -123,11 +125,11 @@ class ContentPieceAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Export the selected pieces as CSV")
+    @admin.action(description="Export the selected pieces as CSV", permissions=["view"])
     def export_csv(self, request, queryset) -> HttpResponse:
         return _attachment(pieces_csv(queryset.select_related("segment")), "text/csv", "content.csv")
 
-    @admin.action(description="Export the selected pieces as JSON")
+    @admin.action(description="Export the selected pieces as JSON", permissions=["view"])
     def export_json(self, request, queryset) -> HttpResponse:
         return _attachment(pieces_json(queryset.select_related("segment")), "application/json", "content.json")
 
@@ -307,7 +309,7 @@ class TestSendForm(forms.Form):
 
 
 @admin.register(Broadcast)
-class BroadcastAdmin(admin.ModelAdmin):
+class BroadcastAdmin(AdminActionPermissions, admin.ModelAdmin):
     list_display = ["name", "template", "segment", "status", "queued_at", "sent", "failed", "suppressed", "unknown"]
     list_filter = ["status"]
     search_fields = ["name"]
@@ -337,11 +339,13 @@ class BroadcastAdmin(admin.ModelAdmin):
     def unknown(self, broadcast: Broadcast) -> int:
         return broadcast.n_unknown
 
-    @admin.action(description="Send the selected draft broadcasts now")
+    # Sending to a segment reaches customers as a launch does, so it needs the same approval.
+    @admin.action(description="Send the selected draft broadcasts now", permissions=["launch"])
     def send_now(self, request, queryset) -> None:
-        drafts = list(queryset.filter(status=BroadcastStatus.DRAFT).values_list("pk", flat=True))
-        for broadcast_id in drafts:
-            transaction.on_commit(lambda broadcast_id=broadcast_id: queue_broadcast_task.delay(broadcast_id))
+        drafts = list(queryset.filter(status=BroadcastStatus.DRAFT))
+        for broadcast in drafts:
+            self.log_change(request, broadcast, "Sent now")
+            transaction.on_commit(lambda broadcast_id=broadcast.pk: queue_broadcast_task.delay(broadcast_id))
         self.message_user(
             request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts."
         )
@@ -430,16 +434,26 @@ class StepInline(admin.TabularInline):
     extra = 0
     ordering = ["position"]
 
+    # A launched campaign's steps are what its customers walk through: change a draft copy instead.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return is_editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return is_editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return is_editable(obj) and super().has_delete_permission(request, obj)
+
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AdminActionPermissions, admin.ModelAdmin):
     form = CampaignForm
     inlines = [StepInline]
     list_display = ["name", "trigger_type", "status", "audience", "entered", "launched_at"]
     list_filter = ["status", "trigger_type"]
     search_fields = ["name", "description"]
     readonly_fields = ["status", "launched_at", "results"]
-    actions = ["launch_selected", "pause_selected", "archive_selected"]
+    actions = ["launch_selected", "pause_selected", "archive_selected", "copy_selected"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
 
     def get_queryset(self, request):
@@ -455,16 +469,17 @@ class CampaignAdmin(admin.ModelAdmin):
             return "—"
         return results_table_html(campaign_results(campaign))
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        """Only drafts change; a launched campaign is copied into a draft that is launched in its place."""
+        return is_editable(obj) and super().has_change_permission(request, obj)
+
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         if form.instance.status == CampaignStatus.ACTIVE:
             sync_schedule(form.instance)  # an active recurring campaign's new crontab reaches beat at once
 
-    def _may_launch(self, request) -> bool:
-        return request.user.has_perm("campaigns.launch_campaign")
-
     def _set_status(self, request, queryset, status: str, verb: str) -> None:
-        if not self._may_launch(request):
+        if not self.has_launch_permission(request):
             self.message_user(
                 request, f"Only an approver (permission “launch campaigns”) may {verb} campaigns.", messages.ERROR
             )
@@ -472,25 +487,37 @@ class CampaignAdmin(admin.ModelAdmin):
         done = 0
         for campaign in queryset:
             try:
-                set_status(campaign, status)
-                self.log_change(request, campaign, f"{verb}ed (status {status})")  # the audit trail of who launched what
+                launch_in_place(campaign) if status == CampaignStatus.ACTIVE else set_status(campaign, status)
+                # The audit trail of who launched what.
+                self.log_change(request, campaign, f"{verb}ed (status {status})")
                 done += 1
             except CampaignError as error:
                 self.message_user(request, f"{campaign}: {error}", messages.ERROR)
         if done:
             self.message_user(request, f"{done} campaign(s) {verb}ed.")
 
-    @admin.action(description="Launch the selected campaigns")
+    @admin.action(
+        description="Launch the selected campaigns (a draft copy replaces its original)", permissions=["launch"]
+    )
     def launch_selected(self, request, queryset) -> None:
         self._set_status(request, queryset, CampaignStatus.ACTIVE, "launch")
 
-    @admin.action(description="Pause the selected campaigns")
+    @admin.action(description="Pause the selected campaigns", permissions=["launch"])
     def pause_selected(self, request, queryset) -> None:
         self._set_status(request, queryset, CampaignStatus.PAUSED, "paus")
 
-    @admin.action(description="Archive the selected campaigns")
+    @admin.action(description="Archive the selected campaigns", permissions=["launch"])
     def archive_selected(self, request, queryset) -> None:
         self._set_status(request, queryset, CampaignStatus.ARCHIVED, "archiv")
+
+    @admin.action(description="Copy into an editable draft (launch it to replace the original)", permissions=["add"])
+    def copy_selected(self, request, queryset) -> None:
+        for campaign in queryset:
+            copy = copy_as_draft(campaign)
+            self.log_addition(request, copy, f"Copied from {campaign} (#{campaign.pk})")
+            self.message_user(
+                request, f"{copy} created as a draft; an approver's launch puts it in place of {campaign}."
+            )
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -502,7 +529,8 @@ class CampaignAdmin(admin.ModelAdmin):
     def enroll_view(self, request, campaign_id: int) -> HttpResponse:
         """Enroll customers by their shop ids (the manual trigger, or a test of any campaign)."""
         campaign = get_object_or_404(Campaign, pk=campaign_id)
-        if not self.has_change_permission(request, campaign):
+        # Enrolling puts customers on the campaign's sends: the approval a launch needs.
+        if not self.has_launch_permission(request):
             raise PermissionDenied
         form = EnrollForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -510,6 +538,7 @@ class CampaignAdmin(admin.ModelAdmin):
             found = dict(Customer.objects.filter(external_id__in=ids).values_list("external_id", "pk"))
             missing = [external_id for external_id in ids if external_id not in found]
             count = enroll_by_hand(campaign, list(found.values()))
+            self.log_change(request, campaign, f"Enrolled {count} by hand")
             self.message_user(
                 request, f"{count} enrolled" + (f"; unknown ids: {', '.join(missing[:20])}" if missing else "") + "."
             )
@@ -521,11 +550,12 @@ class CampaignAdmin(admin.ModelAdmin):
     def simulate_view(self, request, campaign_id: int) -> HttpResponse:
         """Replay the last N days of events and segment changes through the campaign, sending nothing."""
         campaign = get_object_or_404(Campaign, pk=campaign_id)
-        if not self.has_view_permission(request, campaign):
+        # A replay of up to a year costs a worker minutes: those who build campaigns may run it, by POST.
+        if not super().has_change_permission(request):
             raise PermissionDenied
-        form = SimulateForm(request.GET or None)
+        form = SimulateForm(request.POST or None)
         report = error = None
-        if request.GET and form.is_valid():
+        if request.method == "POST" and form.is_valid():
             try:
                 report = simulate(campaign, form.cleaned_data["days"])
             except CampaignError as problem:
@@ -564,6 +594,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
 
 # The conversation inbox (campaigns/inbox.py) registers itself; it lives apart to keep this module in bounds.
 from campaigns import inbox  # noqa: E402,F401

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, ClassVar, Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Q
@@ -377,6 +378,20 @@ class RemoveFromSegment(_Membership):
     add = False
 
 
+def webhook_host_problem(url: str) -> str:
+    """Return why a webhook URL may not be called (its host is not in WEBHOOK_ALLOWED_HOSTS), or ''."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if not host:
+        return "names no host"
+    for allowed in settings.WEBHOOK_ALLOWED_HOSTS:
+        allowed = allowed.lower()
+        # ".example.com" admits the domain and every subdomain; a plain name admits itself only.
+        if host == allowed.lstrip(".") or (allowed.startswith(".") and host.endswith(allowed)):
+            return ""
+    allowed_hosts = ", ".join(settings.WEBHOOK_ALLOWED_HOSTS) or "none: the list is empty"
+    return f"host {host!r} is not in WEBHOOK_ALLOWED_HOSTS ({allowed_hosts})"
+
+
 @steps.register("webhook")
 class Webhook(StepType):
     label = "Call a webhook (signed, retried)"
@@ -386,6 +401,9 @@ class Webhook(StepType):
         url = config.get("url")
         if not isinstance(url, str) or not url.startswith("https://"):
             raise StepError("url", "must be an https:// address")
+        problem = webhook_host_problem(url)
+        if problem:
+            raise StepError("url", problem)
         return {"url": url}
 
     def run(self, context):
@@ -397,6 +415,10 @@ class Webhook(StepType):
             "entered_at": context.enrollment.entered_at.isoformat(),
             "trigger": context.enrollment.trigger_data,
         }
+        # Checked again at the call: the allow-list may have shrunk since the step was saved.
+        problem = webhook_host_problem(context.step.config["url"])
+        if problem:
+            return StepResult(f"webhook refused: {problem}")
         ok, detail = context.effects.call_webhook(context, context.step.config["url"], body)
         attempt = context.enrollment.step_attempts + 1
         if ok:

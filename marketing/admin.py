@@ -5,6 +5,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.http import HttpRequest
 from django.utils import timezone
+from django_celery_beat import admin as beat_admin
+from django_celery_beat.models import PeriodicTask
 
 from marketing.models import ApiKey, Customer, Event, Order, OrderLine, Product, Suppression
 from marketing.suppression import email_hash
@@ -155,6 +157,8 @@ class SuppressionAdmin(admin.ModelAdmin):
         if "@" in search_term:
             return queryset.filter(email_hash=email_hash(search_term)), False
         return super().get_search_results(request, queryset, search_term)
+
+
 class RevokedFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "revoked"
@@ -195,10 +199,40 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        live = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in live:
+            self.log_change(request, api_key, "Revoked")
+        revoked = queryset.filter(pk__in=[api_key.pk for api_key in live]).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {revoked} API key{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+
+
+
+
+# Beat's own admin offers "run now" and "enable" to anyone who can see the list; here each needs
+# the change permission on periodic tasks, like the form that edits them.
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        return super().enable_tasks(request, queryset)
+
+    @admin.action(description="Disable selected tasks", permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        return super().disable_tasks(request, queryset)
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        return super().toggle_tasks(request, queryset)
+
+    @admin.action(description="Run selected tasks", permissions=["change"])
+    def run_tasks(self, request, queryset):
+        return super().run_tasks(request, queryset)
 
 
 from marketing.segments import admin as segment_admin  # noqa: E402,F401

@@ -85,6 +85,7 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [("erase_customer", "Can erase a customer's personal data (a privacy request)")]
         # A plain unique constraint: no second pattern-ops index to maintain on every import.
         constraints = [models.UniqueConstraint(fields=["external_id"], name="customer_external_id_unique")]
         # Customers created from an order log have no address yet; leaving them out of these

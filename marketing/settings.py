@@ -255,6 +255,9 @@ QUIET_HOURS_END_HOUR = env_int("QUIET_HOURS_END_HOUR", 8)
 # Webhook steps sign their bodies with this key (HMAC-SHA256, header X-Kairos-Signature).
 WEBHOOK_SIGNING_KEY = env_str("WEBHOOK_SIGNING_KEY") or f"kairos.webhooks:{SECRET_KEY}"
 WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 10)
+# Webhook steps send customers' addresses: they may call only these hosts (".example.com" for a
+# domain and its subdomains). Empty: no webhook step can be saved or run.
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
 
 # Celery: without a broker, tasks run in-process, in the caller, so one machine needs no Redis.

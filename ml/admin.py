@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 
 from marketing.admin import CustomerAdmin
 from marketing.models import Customer
+from marketing.permissions import AdminActionPermissions
 from ml import charts
 from ml.card import weighting
 from ml.evaluation import METRIC_LABELS
@@ -42,7 +43,7 @@ class BacktestInline(admin.TabularInline):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(AdminActionPermissions, admin.ModelAdmin):
     list_display = [
         "__str__",
         "status",
@@ -205,7 +206,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def model_card(self, version: ModelVersion) -> str:
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', version.card)
 
-    @admin.action(description="Activate the selected version (it must beat every baseline)")
+    @admin.action(description="Activate the selected version (it must beat every baseline)", permissions=["activate"])
     def activate(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
@@ -217,7 +218,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"{version} is active; segments and campaigns read its scores now.")
 
-    @admin.action(description="Roll back to the previously active version")
+    @admin.action(description="Roll back to the previously active version", permissions=["activate"])
     def roll_back_task(self, request, queryset) -> None:
         tasks = set(queryset.values_list("task", flat=True))
         for task in tasks:
@@ -304,7 +305,7 @@ class BacktestAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScoringRun)
-class ScoringRunAdmin(admin.ModelAdmin):
+class ScoringRunAdmin(AdminActionPermissions, admin.ModelAdmin):
     list_display = [
         "pk",
         "model_version",
@@ -349,7 +350,7 @@ class ScoringRunAdmin(admin.ModelAdmin):
             run.chunks_total,
         )
 
-    @admin.action(description="Score every customer again with the active model (as of now)")
+    @admin.action(description="Score every customer again with the active model (as of now)", permissions=["activate"])
     def score_again(self, request, queryset) -> None:
         transaction.on_commit(start_scoring_run_task.delay)
         self.message_user(request, "A new scoring run was queued; it appears here when it starts.")

@@ -11,6 +11,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from marketing.permissions import AdminActionPermissions
 from ml import charts
 from ml.forecast import ALL_SERIES
 from ml.forecast.card import backtest_rows
@@ -156,7 +157,7 @@ class ForecastAdmin(admin.ModelAdmin):
 
 
 @admin.register(SalesForecastVersion)
-class SalesForecastVersionAdmin(admin.ModelAdmin):
+class SalesForecastVersionAdmin(AdminActionPermissions, admin.ModelAdmin):
     list_display = ["__str__", "status", "as_of", "selected_mase", "naive_mase", "beats_baselines", "created_at"]
     list_filter = ["status", "beats_baselines"]
     ordering = ["-version"]
@@ -198,7 +199,9 @@ class SalesForecastVersionAdmin(admin.ModelAdmin):
     def model_card(self, version) -> str:
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', version.card)
 
-    @admin.action(description="Activate the selected forecast (it must beat the seasonal naive)")
+    @admin.action(
+        description="Activate the selected forecast (it must beat the seasonal naive)", permissions=["activate"]
+    )
     def activate(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one forecast version to activate.", messages.ERROR)
@@ -210,7 +213,7 @@ class SalesForecastVersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"{version} is active; exports and campaigns read it now.")
 
-    @admin.action(description="Roll back to the previously active forecast")
+    @admin.action(description="Roll back to the previously active forecast", permissions=["activate"])
     def roll_back(self, request, queryset) -> None:
         try:
             version = roll_back_forecast()

@@ -7,13 +7,14 @@ Registered from `ml.apps` so the models' own admin module stays as it is. Activa
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from marketing.permissions import AdminActionPermissions
 from ml.intent_registry import MESSAGE_INTENTS, activate_intent_version
 from ml.models import IntentModelVersion
 from ml.registry import ActivationRefused, roll_back
 
 
 @admin.register(IntentModelVersion)
-class IntentModelVersionAdmin(admin.ModelAdmin):
+class IntentModelVersionAdmin(AdminActionPermissions, admin.ModelAdmin):
     list_display = [
         "__str__",
         "status",
@@ -62,7 +63,7 @@ class IntentModelVersionAdmin(admin.ModelAdmin):
     def figures(self, version) -> str:
         return format_html('<pre style="white-space:pre-wrap">{}</pre>', version.card or "—")
 
-    @admin.action(description="Activate the selected version (it must beat both baselines)")
+    @admin.action(description="Activate the selected version (it must beat both baselines)", permissions=["activate"])
     def activate(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
@@ -74,7 +75,7 @@ class IntentModelVersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"{version} is active; new messages are read with it.")
 
-    @admin.action(description="Roll back to the previously active version")
+    @admin.action(description="Roll back to the previously active version", permissions=["activate"])
     def roll_back_intents(self, request, queryset) -> None:
         try:
             version = roll_back(MESSAGE_INTENTS)

@@ -77,6 +77,14 @@ class Campaign(models.Model):
         editable=False,
         help_text="Cursored triggers look at what was committed after this id (e.g. a forecast version).",
     )
+    replaces = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replacements",
+        help_text="The launched campaign this draft copy takes the place of when it is launched.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

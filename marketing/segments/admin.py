@@ -189,7 +189,7 @@ class SegmentAdmin(admin.ModelAdmin):
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description="Refresh now")
+    @admin.action(description="Refresh now", permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         dynamic = list(queryset.filter(kind=SegmentKind.DYNAMIC).values_list("pk", flat=True))
         for segment_id in dynamic:
@@ -199,7 +199,7 @@ class SegmentAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"{skipped} static list(s) skipped: they are not refreshed.", messages.WARNING)
 
-    @admin.action(description="Freeze as a static list")
+    @admin.action(description="Freeze as a static list", permissions=["add"])
     def freeze(self, request: HttpRequest, queryset: QuerySet) -> None:
         now = timezone.now()
         suffix = f" (frozen {timezone.localtime(now):%Y-%m-%d %H:%M})"
