@@ -4,6 +4,8 @@ Inlining CSS costs milliseconds per document, so it happens when a version is sa
 template source, never per recipient. Jinja constructs are swapped for inert placeholders that an
 HTML parser keeps in place (alphanumeric words for expressions, comments for statements), the
 document is inlined, and the constructs are put back. The plain-text part is derived the same way.
+Every construct is found by Jinja's own lexer (campaigns.template_tokens), never by a regular
+expression over template source, so the compiler sees exactly the tokens lint and rendering see.
 """
 
 import re
@@ -13,18 +15,10 @@ from html.parser import HTMLParser
 import css_inline
 
 from campaigns.rendering import RenderError, environment, load_file
+from campaigns.template_tokens import Construct, constructs, normalize_newlines, substitute, without_comments
 
-_JINJA_CONSTRUCT = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-_BLOCK_TAG = re.compile(r"\{%[-+]?\s*(block|endblock)\b\s*(\w*)[^%]*?[-+]?%\}")
-_EXTENDS_TAG = re.compile(r"\{%[-+]?\s*extends\s+(['\"])([^'\"]+)\1\s*[-+]?%\}")
-_INCLUDE_TAG = re.compile(
-    r"\{%[-+]?\s*include\s+(['\"])([^'\"]+)\1\s*(?:ignore missing\s*)?(?:(?:with|without) context\s*)?[-+]?%\}"
-)
-_FROM_IMPORT_TAG = re.compile(r"\{%[-+]?\s*from\s+(['\"])([^'\"]+)\1\s+import\s+([^%]*?)[-+]?%\}")
-_IMPORT_ALIAS = re.compile(r"(\w+)\s+as\s+(\w+)")
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.I)
-_SUPER_CALL = re.compile(r"\{\{[-+]?\s*super\(\)\s*[-+]?\}\}")
-_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_SUPER_CALL_TOKENS = (("name", "super"), ("operator", "("), ("operator", ")"))
 _FINAL_LINE_BREAK = re.compile(r"(?:\r\n|\r|\n)\Z")
 _PLACEHOLDER = re.compile(r"(?:<!--|&lt;!--)?kairosjinja(\d+)x(?:-->|--&gt;)?")
 MAX_LAYOUT_DEPTH = 5
@@ -45,18 +39,19 @@ def _parse_blocks(source: str) -> list:
     root: list = []
     stack: list[_Block] = []
     position = 0
-    for match in _BLOCK_TAG.finditer(source):
+    for match in (construct for construct in constructs(source) if construct.keyword in {"block", "endblock"}):
         target = stack[-1].parts if stack else root
-        target.append(source[position : match.start()])
-        position = match.end()
-        if match.group(1) == "block":
-            block = _Block(match.group(2), [])
+        target.append(source[position : match.start])
+        position = match.end
+        if match.keyword == "block":
+            names = match.names()
+            block = _Block(names[1] if len(names) > 1 else "", [])
             target.append(block)
             stack.append(block)
         else:
             if not stack:
                 raise CompileError(
-                    "{% endblock %} without a matching {% block %}", source.count("\n", 0, match.start()) + 1
+                    "{% endblock %} without a matching {% block %}", source.count("\n", 0, match.start) + 1
                 )
             stack.pop()
     if stack:
@@ -81,7 +76,7 @@ def _emit(parts: list, overrides: dict[str, _Block], parent_text: str = "", *, k
     out = []
     for part in parts:
         if isinstance(part, str):
-            out.append(_SUPER_CALL.sub(lambda _: parent_text, part) if parent_text else part)
+            out.append(_replace_super(part, parent_text) if parent_text else part)
             continue
         own = _emit(part.parts, overrides, keep_tags=keep_tags)
         override = overrides.get(part.name)
@@ -93,6 +88,23 @@ def _emit(parts: list, overrides: dict[str, _Block], parent_text: str = "", *, k
     return "".join(out)
 
 
+def _replace_super(text: str, parent_text: str) -> str:
+    return substitute(
+        text, lambda construct: parent_text if construct.kind == "variable" and construct.tokens == _SUPER_CALL_TOKENS else None
+    )
+
+
+def _extends_of(source: str) -> Construct | None:
+    return next((construct for construct in constructs(source) if construct.keyword == "extends"), None)
+
+
+def _included(construct: Construct) -> str | None:
+    """Return the file an `{% include "…" %}` of a literal name brings in, resolved; None for anything else."""
+    if construct.keyword != "include" or construct.first_string() is None:
+        return None
+    return _resolve_extends(_file_source(construct.first_string()))
+
+
 def flatten(source: str) -> str:
     """Resolve layouts into one source with the same output: extends, includes and macro imports.
 
@@ -100,20 +112,35 @@ def flatten(source: str) -> str:
     is replaced by the included file, and `{% from "…" import … %}` by that file's macros, placed
     at the start of the body so the layout's CSS reaches the elements they print.
     """
-    flat = _resolve_extends(source)
+    flat = _resolve_extends(normalize_newlines(source))
     for _ in range(MAX_LAYOUT_DEPTH):
-        resolved = _INCLUDE_TAG.sub(lambda match: _resolve_extends(_file_source(match.group(2))), flat)
-        resolved = _FROM_IMPORT_TAG.sub(_imported_code, resolved)
+        resolved = substitute(flat, _included)
+        resolved = substitute(resolved, _imported_code)
         if resolved == flat:
             return flat
         flat = resolved
     raise CompileError(f"layouts include or import each other more than {MAX_LAYOUT_DEPTH} deep")
 
 
-def _imported_code(match: re.Match) -> str:
-    """Return the macros a `{% from … import … %}` brings in, under the names it gives them."""
-    aliases = "".join(f"{{% set {alias} = {name} %}}" for name, alias in _IMPORT_ALIAS.findall(match.group(3)))
-    return _top_level_code(_resolve_extends(_file_source(match.group(2)))) + aliases
+def _imported_code(construct: Construct) -> str | None:
+    """Return the macros a `{% from "…" import … %}` brings in, under the names it gives them; None for anything else."""
+    if construct.keyword != "from" or construct.first_string() is None:
+        return None
+    aliases = "".join(f"{{% set {alias} = {name} %}}" for name, alias in _import_aliases(construct.names()))
+    return _top_level_code(_resolve_extends(_file_source(construct.first_string()))) + aliases
+
+
+def _import_aliases(names: list[str]) -> list[tuple[str, str]]:
+    """Return the (name, alias) pairs of `import a as b, c` from the statement's name tokens."""
+    imported = names[names.index("import") + 1 :] if "import" in names else []
+    pairs, index = [], 0
+    while index < len(imported) and imported[index] not in {"with", "without"}:
+        if index + 2 < len(imported) and imported[index + 1] == "as":
+            pairs.append((imported[index], imported[index + 2]))
+            index += 3
+        else:
+            index += 1
+    return pairs
 
 
 def _file_source(name: str) -> str:
@@ -122,20 +149,20 @@ def _file_source(name: str) -> str:
     except RenderError as error:
         raise CompileError(error.message, error.line) from None
     with open(template.filename, encoding="utf-8") as handle:
-        source = handle.read()
+        source = normalize_newlines(handle.read())
     # Jinja drops a file's final line break when it renders the file on its own; an inlined include must too.
     return source if environment().keep_trailing_newline else _FINAL_LINE_BREAK.sub("", source, count=1)
 
 
 def _resolve_extends(source: str, depth: int = 0) -> str:
-    source = _COMMENT.sub("", source)
-    extends = _EXTENDS_TAG.search(source)
+    source = without_comments(source)
+    extends = _extends_of(source)
     if extends is None:
         return _emit(_parse_blocks(source), {})
     if depth >= MAX_LAYOUT_DEPTH:
         raise CompileError(f"layouts extend each other more than {MAX_LAYOUT_DEPTH} deep")
-    layout_source = flatten_layout(_file_source(extends.group(2)), depth + 1)
-    child = _parse_blocks(source[extends.end() :])
+    layout_source = flatten_layout(_file_source(_extended_name(extends)), depth + 1)
+    child = _parse_blocks(source[extends.end :])
     overrides = _collect(child, {})
     preamble = _top_level_code("".join(part for part in child if isinstance(part, str)))
     document = _emit(_parse_blocks(layout_source), overrides)
@@ -150,54 +177,61 @@ def _top_level_code(source: str) -> str:
     out: list[str] = []
     macro_depth = 0
     position = 0
-    for match in _JINJA_CONSTRUCT.finditer(source):
+    for match in constructs(source):
+        if match.kind == "comment":
+            continue
         if macro_depth:
-            out.append(source[position : match.start()])
-        construct = match.group(0)
-        statement = re.match(r"\{%[-+]?\s*(\w+)", construct)
-        keyword = statement.group(1) if statement else ""
+            out.append(source[position : match.start])
+        keyword = match.keyword
         if keyword == "macro":
             macro_depth += 1
-        if statement or macro_depth:
-            out.append(construct)
+        if match.kind in {"block", "raw"} or macro_depth:
+            out.append(match.text)
         if keyword == "endmacro":
             macro_depth -= 1
-        position = match.end()
+        position = match.end
     return "".join(out)
 
 
 def flatten_layout(source: str, depth: int) -> str:
     """Resolve a layout's own `extends`, keeping its block tags so a child can still fill them."""
-    source = _COMMENT.sub("", source)
-    extends = _EXTENDS_TAG.search(source)
+    source = without_comments(source)
+    extends = _extends_of(source)
     if extends is None:
         return source
     if depth >= MAX_LAYOUT_DEPTH:
         raise CompileError(f"layouts extend each other more than {MAX_LAYOUT_DEPTH} deep")
-    parent_source = flatten_layout(_file_source(extends.group(2)), depth + 1)
-    overrides = _collect(_parse_blocks(source[extends.end() :]), {})
+    parent_source = flatten_layout(_file_source(_extended_name(extends)), depth + 1)
+    overrides = _collect(_parse_blocks(source[extends.end :]), {})
     return _emit(_parse_blocks(parent_source), overrides, keep_tags=True)
+
+
+def _extended_name(extends: Construct) -> str:
+    name = extends.first_string()
+    if name is None:
+        raise CompileError("{% extends %} must name a layout as a quoted string")
+    return name
 
 
 def _protect(source: str) -> tuple[str, list[str]]:
     """Replace Jinja constructs by placeholders an HTML parser leaves where they are."""
-    constructs: list[str] = []
+    found: list[str] = []
     out: list[str] = []
     in_tag = False
     position = 0
-    for match in _JINJA_CONSTRUCT.finditer(source):
-        text = source[position : match.start()]
+    for match in constructs(source):
+        text = source[position : match.start]
         in_tag = _tag_state_after(text, in_tag)
         out.append(text)
-        construct = match.group(0)
-        token = f"kairosjinja{len(constructs)}x"
-        constructs.append(construct)
+        construct = match.text
+        token = f"kairosjinja{len(found)}x"
+        found.append(construct)
         # Statements may sit between table rows, where stray text would be moved out of the table;
         # comments stay put there. Expressions, and anything inside a tag, become plain words.
         out.append(token if in_tag or construct.startswith("{{") else f"<!--{token}-->")
-        position = match.end()
+        position = match.end
     out.append(source[position:])
-    return "".join(out), constructs
+    return "".join(out), found
 
 
 def _tag_state_after(text: str, in_tag: bool) -> bool:

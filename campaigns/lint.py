@@ -105,6 +105,12 @@ def lint_template(source: str, *, html: bool, require_unsubscribe: bool = False)
             compiled = compile_sources(source)
         except CompileError as error:
             return [Problem(error.message, error.line)]
+        # What recipients render is the compiled source: it must pass the same checks as what was written.
+        for compiled_source, compiled_name in ((compiled.html, "<compiled>.html"), (compiled.text, "<compiled>.txt")):
+            for problem in _construct_problems(env.parse(compiled_source, name=compiled_name)):
+                problems.append(Problem(f"once layouts are written in and CSS inlined: {problem.message}"))
+        if problems:
+            return problems
         if require_unsubscribe and not _shows_unsubscribe_link(env.parse(compiled.html)):
             problems.append(
                 Problem(

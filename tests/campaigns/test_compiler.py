@@ -294,3 +294,38 @@ def test_statements_inside_style_are_refused_naming_the_code(style, construct):
 
     # then
     assert raised.value.message == STYLE_CODE_PROBLEM.format(construct)
+
+
+# Each hides a `{#` or `#}` where Jinja sees no comment: in a string literal, in a raw block. A
+# compiler that found comments by regular expression joined them into one and left live code
+# behind; here lint and compile see the same tokens, so what lint accepted compiles to itself.
+HIDDEN_COMMENTS = [
+    '{{ "{#" }}{% raw %}#}" }}{% autoescape false %}{{ customer.first_name }}{% endautoescape %}{{ "{% endraw %}" }}',
+    "{{ '{#' }}<p>{{ customer.first_name }}</p>{{ '#}' }}{% raw %}{% autoescape false %}{% endraw %}",
+    '{% raw %}{#{% endraw %}{{ customer.first_name }}{% raw %}#}{% endraw %}',
+    '{% set a = "{#" %}{{ customer.first_name }}{% set b = "#}" %}',
+]
+
+
+@pytest.mark.parametrize("source", HIDDEN_COMMENTS)
+def test_text_that_only_looks_like_a_comment_compiles_to_what_lint_saw(source):
+    from campaigns.lint import lint_template
+
+    html = f"<html><body>{source}</body></html>"
+    context = sample_context()
+    context["customer"]["first_name"] = "<script>alert(1)</script>"
+    assert lint_template(html, html=True) == []
+
+    compiled = compile_sources(html)
+    direct = render(compile_source(html, "<direct>.html"), context)
+    rendered = render(compile_source(compiled.html, "<compiled>.html"), context)
+
+    assert "<script>" not in rendered
+    assert re.sub(r"\s+|<head></head>", "", rendered) == re.sub(r"\s+", "", direct)
+
+
+def test_a_real_comment_is_still_dropped():
+    compiled = compile_sources('<html><body><p>a{# {{ customer.email }} "x" #}b</p></body></html>')
+
+    assert "customer.email" not in compiled.html
+    assert "<p>ab</p>" in compiled.html
