@@ -261,6 +261,9 @@ class EmailTemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, template):
             raise PermissionDenied
         customer_id = request.GET.get("customer") or request.POST.get("customer") or ""
+        # A real customer's rendering shows their data: it needs the right to see customers.
+        if customer_id and not _may_view_customers(request):
+            raise PermissionDenied
         customer = Customer.objects.filter(pk=customer_id).first() if customer_id.isdigit() else None
         return template, customer
 
@@ -285,7 +288,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
             "form": form,
             "frame_url": reverse("admin:campaigns_emailtemplate_preview_frame", args=[template.pk])
             + (f"?{query}" if query else ""),
-            "customers": Customer.objects.order_by("pk")[:50],
+            "customers": Customer.objects.order_by("pk")[:50] if _may_view_customers(request) else [],
         }
         return TemplateResponse(request, "admin/campaigns/emailtemplate/preview.html", context)
 
@@ -302,6 +305,10 @@ class EmailTemplateAdmin(admin.ModelAdmin):
         response["Content-Security-Policy"] = PREVIEW_POLICY
         response["Referrer-Policy"] = "no-referrer"
         return response
+
+
+def _may_view_customers(request) -> bool:
+    return request.user.has_perm("marketing.view_customer")
 
 
 class TestSendForm(forms.Form):

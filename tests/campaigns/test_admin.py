@@ -168,3 +168,48 @@ def test_sending_a_draft_broadcast_from_the_list_queues_its_messages(
     assert Broadcast.objects.get(pk=broadcast.pk).status == BroadcastStatus.DONE
     listing = staff_client.get("/admin/campaigns/broadcast/").content.decode()
     assert '<td class="field-sent">2</td>' in listing
+
+
+@pytest.fixture
+def template_viewer(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    def login(*extra: str):
+        user = django_user_model.objects.create_user("viewer", "viewer@shop.example", "x", is_staff=True)
+        user.user_permissions.set(
+            Permission.objects.filter(codename__in=["view_emailtemplate", "view_templatevariant", *extra])
+        )
+        client.force_login(user)
+        return client
+
+    return login
+
+
+def test_a_template_viewer_without_the_customer_permission_sees_no_customer(template_viewer, welcome_template):
+    client = template_viewer()
+    customer = CustomerFactory(email="ada.private@example.org", first_name="Ada")
+    base = f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/"
+
+    page = client.get(base)
+    by_customer = client.get(base, {"customer": customer.pk})
+    frame = client.get(f"{base}frame/", {"customer": customer.pk})
+    test_send = client.post(base, {"customer": customer.pk, "to": "viewer@shop.example"})
+
+    assert page.status_code == 200
+    assert f'<option value="{customer.pk}"' not in page.content.decode()
+    assert "ada.private@example.org" not in page.content.decode()
+    assert (by_customer.status_code, frame.status_code, test_send.status_code) == (403, 403, 403)
+    assert client.get(f"{base}frame/").status_code == 200  # the sample customer still renders
+    assert Message.objects.count() == 0
+
+
+def test_with_the_customer_permission_a_real_customer_is_previewed(template_viewer, welcome_template):
+    client = template_viewer("view_customer")
+    customer = CustomerFactory(email="ada.private@example.org", first_name="Ada")
+    base = f"/admin/campaigns/emailtemplate/{welcome_template.pk}/preview/"
+
+    frame = client.get(f"{base}frame/", {"customer": customer.pk})
+
+    assert f'<option value="{customer.pk}"' in client.get(base).content.decode()
+    assert frame.status_code == 200
+    assert "Ada" in frame.content.decode()
