@@ -53,3 +53,18 @@ def check_esp_webhook_secret(app_configs, **kwargs) -> list[Error]:
             id="campaigns.E001",
         )
     ]
+
+
+@register()
+def check_default_from_email(app_configs, **kwargs) -> list[Error]:
+    """Refuse a DEFAULT_FROM_EMAIL that every send would fail on: two addresses, or one that cannot be encoded."""
+    from campaigns.versions import address_problem
+
+    problem = address_problem(settings.DEFAULT_FROM_EMAIL)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"DEFAULT_FROM_EMAIL: {problem}", hint="Set one sender, e.g. Shop <news@shop.example>.", id="campaigns.E003"
+        )
+    ]

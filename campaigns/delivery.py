@@ -280,7 +280,10 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
         if problem is not None:
             message.status, message.error = problem
             continue
-        built = _build(message, customers.get(message.customer_id), versions, recommendations)
+        try:
+            built = _build(message, customers.get(message.customer_id), versions, recommendations)
+        except Exception as error:  # noqa: BLE001 - one message that cannot be built must not strand the batch
+            built = Result(Outcome.REJECTED, f"message could not be built: {type(error).__name__}: {error}")
         if isinstance(built, Result):
             _apply(message, built, now)
         else:
@@ -414,7 +417,11 @@ def _deliver(pending: list[tuple[Message, object]], now: datetime) -> None:
         return
     try:
         for position, (message, email) in enumerate(pending):
-            result = transport.send(email)
+            try:
+                result = transport.send(email)
+            except Exception as error:  # noqa: BLE001 - no exception leaves a claimed message unaccounted for
+                # It may have failed after the server took the data: never sent again, counted as unknown.
+                result = Result(Outcome.UNKNOWN, f"unexpected error while sending: {type(error).__name__}: {error}")
             _apply(message, result, now)
             if result.outcome == Outcome.SENT:
                 message.provider_id = getattr(getattr(email, "anymail_status", None), "message_id", None) or ""

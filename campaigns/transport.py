@@ -101,9 +101,9 @@ class Transport:
                 return Result(Outcome.DEFERRED, f"connect: {error}")
             smtp = self.backend.connection
         encoding = email.encoding or "utf-8"
-        from_address = sanitize_address(email.from_email, encoding)
-        recipients = [sanitize_address(address, encoding) for address in email.recipients()]
         try:
+            from_address = sanitize_address(email.from_email, encoding)
+            recipients = [sanitize_address(address, encoding) for address in email.recipients()]
             payload = email.message().as_bytes(linesep="\r\n")
         except Exception as error:  # noqa: BLE001 - a message that cannot be built fails alone
             return Result(Outcome.REJECTED, f"message could not be built: {error}")

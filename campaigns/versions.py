@@ -1,8 +1,9 @@
 """Publish template variants as immutable versions, checked and compiled once."""
 
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import getaddresses
 
+from django.core.mail.message import sanitize_address
 from django.db import transaction
 from django.db.models import Max
 
@@ -42,9 +43,17 @@ def address_problem(value: str) -> str | None:
         return None
     if any(char in value for char in "\r\n\x00"):
         return "must be one line: line breaks would let it add headers or recipients"
-    name, address = parseaddr(value)
+    addresses = getaddresses([value])
+    if len(addresses) != 1:
+        return f"{value!r} holds {len(addresses)} addresses; give one, such as News <news@shop.example>"
+    name, address = addresses[0]
     if "@" not in address or " " in address or address.count("@") != 1:
         return f"{value!r} is not an address such as News <news@shop.example>"
+    try:
+        # What SMTP delivery does with it: a value it cannot encode would fail every send.
+        sanitize_address(value, "utf-8")
+    except (ValueError, IndexError) as error:
+        return f"{value!r} cannot be used as a sender: {error}"
     return None
 
 

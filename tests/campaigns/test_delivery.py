@@ -426,3 +426,70 @@ def test_a_test_send_goes_to_any_address_rendered_for_the_chosen_customer(
     assert received.rcpt_tos == ["staff@shop.example"]
     assert received.message["Subject"] == "[Test] Hello Jo"
     assert Message.objects.get(pk=message.pk).kind == MessageKind.TEST
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "Shop <news@shop.example>, Support <help@shop.example>",
+        "news@shop.example, help@shop.example",
+        "news@shop.example; help@shop.example",
+    ],
+)
+def test_a_sender_with_two_addresses_is_refused_at_save(sender):
+    from campaigns.versions import address_problem
+
+    assert address_problem(sender) is not None
+    assert address_problem("Shop News <news@shop.example>") is None
+
+
+def test_a_sender_that_slipped_past_validation_fails_its_messages_and_strands_none(
+    smtp_settings, broadcast_to, django_capture_on_commit_callbacks
+):
+    customers = [CustomerFactory() for _ in range(3)]
+    broadcast = broadcast_to()
+    # Written around the form, as an old row or a direct UPDATE would be.
+    type(broadcast.template).objects.filter(pk=broadcast.template_id).update(
+        from_email="Shop <news@shop.example>, Support <help@shop.example>"
+    )
+
+    queue_and_send(broadcast, django_capture_on_commit_callbacks)
+
+    statuses = list(Message.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == [MessageStatus.FAILED] * len(customers)
+    assert all(error.startswith("message could not be built") for error in Message.objects.values_list("error", flat=True))
+    assert smtp_settings.messages == []
+    assert Message.objects.filter(status__in=[MessageStatus.SENDING, MessageStatus.QUEUED]).count() == 0
+
+
+def test_an_unexpected_error_while_sending_leaves_no_message_sending(
+    smtp_settings, broadcast_to, django_capture_on_commit_callbacks, monkeypatch
+):
+    from campaigns import transport
+
+    [CustomerFactory() for _ in range(3)]
+    calls = []
+    real_send = transport.Transport.send
+
+    def send_then_explode(self, email):
+        calls.append(email)
+        if len(calls) == 2:
+            raise RuntimeError("a bug in a backend")
+        return real_send(self, email)
+
+    monkeypatch.setattr(transport.Transport, "send", send_then_explode)
+
+    queue_and_send(broadcast_to(), django_capture_on_commit_callbacks)
+
+    statuses = list(Message.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == [MessageStatus.SENT, MessageStatus.UNKNOWN, MessageStatus.SENT]
+    assert "RuntimeError: a bug in a backend" in Message.objects.get(status=MessageStatus.UNKNOWN).error
+    assert len(smtp_settings.messages) == 2
+
+
+def test_a_default_sender_with_two_addresses_fails_the_system_check(settings):
+    from campaigns.checks import check_default_from_email
+
+    settings.DEFAULT_FROM_EMAIL = "Shop <news@shop.example>, Support <help@shop.example>"
+
+    assert [error.id for error in check_default_from_email(None)] == ["campaigns.E003"]
