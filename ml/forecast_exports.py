@@ -6,10 +6,9 @@ Category names come from the shop's catalogue, so they pass the spreadsheet form
 are formatted here and never need it.
 """
 
-import csv
 from typing import TextIO
 
-from marketing.spreadsheets import neutralise_formula
+from marketing.spreadsheets import csv_writer, neutralise_formula
 from ml.forecast import ALL_SERIES
 from ml.models import Forecast, ModelVersion
 
@@ -26,7 +25,7 @@ def forecast_rows(version: ModelVersion):
 
 def write_forecast_csv(handle: TextIO, version: ModelVersion) -> int:
     """Write the version's forecast as CSV with a header row; return the number of weeks written."""
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv_writer(handle, lineterminator="\n")
     writer.writerow(FORECAST_COLUMNS)
     written = 0
     for category, week_start, units, revenue, low, high in forecast_rows(version):

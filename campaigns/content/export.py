@@ -1,12 +1,11 @@
 """Reviewed content leaving Kairos: CSV for spreadsheets, JSON for the shop's build or a scheduler."""
 
-import csv
 import io
 import json
 from collections.abc import Iterable
 
 from campaigns.models import ContentPiece
-from marketing.spreadsheets import neutralise_formula
+from marketing.spreadsheets import csv_writer, neutralise_formula
 
 EXPORT_COLUMNS = ["channel", "subject", "locale", "segment", "status", "body", "title", "description", "json_ld"]
 
@@ -37,7 +36,7 @@ def _cell(value) -> str:
 def pieces_csv(pieces: Iterable[ContentPiece]) -> str:
     """Return the pieces as CSV with a header row; cells that a spreadsheet would run as formulas start with a quote."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for piece in pieces:
         row = export_row(piece)

@@ -1,6 +1,5 @@
 """The import pipeline: map columns to fields, parse each record, and hand batches to a writer."""
 
-import csv
 import gc
 import io
 import json
@@ -18,6 +17,7 @@ from marketing.imports import sources, values
 from marketing.imports.batches import Batch, Rejection, written_fields
 from marketing.imports.schemas import KINDS, Context, Schema, build_schemas
 from marketing.imports.writers import written_batches
+from marketing.spreadsheets import csv_writer
 
 MAX_ERRORS_KEPT = 20  # errors kept in the report itself; the errors file gets every one
 
@@ -324,7 +324,7 @@ def _collector_paused() -> Iterator[None]:
 
 class _ErrorWriter:
     def __init__(self, stream: IO[str] | None) -> None:
-        self._writer = csv.writer(stream) if stream is not None else None
+        self._writer = csv_writer(stream) if stream is not None else None
         if self._writer:
             self._writer.writerow(["line", "column", "value", "reason"])
 

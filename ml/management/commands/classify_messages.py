@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from marketing.spreadsheets import neutralise_formula
+from marketing.spreadsheets import csv_writer, neutralise_formula
 from ml.intent_registry import classify_texts
 
 logger = logging.getLogger("kairos")
@@ -34,7 +34,7 @@ class Command(BaseCommand):
             raise CommandError("no message_intents model is active; run `python manage.py train_intents --activate`")
         version = result[1] if result else None
         target = output.open("w", encoding="utf-8", newline="") if output else None
-        writer = csv.writer(target if target is not None else _Lines(self.stdout))
+        writer = csv_writer(target if target is not None else _Lines(self.stdout))
         writer.writerow(OUTPUT_COLUMNS)
         try:
             for start in range(0, len(texts), CLASSIFY_CHUNK):

@@ -1,9 +1,8 @@
-import csv
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from marketing.spreadsheets import neutralise_formula
+from marketing.spreadsheets import csv_writer
 from ml.models import ModelVersion, Score
 
 
@@ -34,10 +33,10 @@ class Command(BaseCommand):
 
 
 def write_scores_csv(handle, rows) -> int:
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv_writer(handle, lineterminator="\n")
     writer.writerow(["external_id", "probability", "decile"])
     written = 0
     for external_id, probability, decile in rows.iterator(chunk_size=10_000):
-        writer.writerow([neutralise_formula(external_id), f"{probability:.6f}", decile])
+        writer.writerow([external_id, f"{probability:.6f}", decile])
         written += 1
     return written
