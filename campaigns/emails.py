@@ -7,8 +7,6 @@ rules: a stable Message-ID, `List-Unsubscribe` with an HTTPS URL and a mailto, a
 """
 
 import functools
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
@@ -16,6 +14,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.utils.crypto import salted_hmac
 
 from campaigns.models import EmailTemplate, TemplateVersion
 from campaigns.rendering import RenderError, compile_source, render
@@ -103,7 +102,7 @@ def sender_domain(from_email: str) -> str:
 
 def message_id_header(message_pk: int, from_email: str) -> str:
     """Return a Message-ID that stays the same on every attempt, so receivers can drop a repeat."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"message:{message_pk}".encode(), hashlib.sha256).hexdigest()[:12]
+    digest = salted_hmac("kairos.message-id", str(message_pk), algorithm="sha256").hexdigest()[:12]
     return f"<kairos.{message_pk}.{digest}@{sender_domain(from_email)}>"
 
 

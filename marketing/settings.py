@@ -6,12 +6,14 @@ written to a folder. Production sets DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL 
 """
 
 import os
+import secrets
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.crypto import salted_hmac
 
 from marketing.queues import Queue
 
@@ -123,12 +125,39 @@ def time_zone(name: str) -> str:
 
 DEBUG = env_bool("DEBUG", False)
 
-_DEVELOPMENT_SECRET_KEY = "kairos-development-only-key-never-use-in-production-3f9c1a7e5b2d4c6f8a0e"
+
+
+def development_secret_key(path: Path) -> str:
+    """Return this installation's own development key, generating it into a git-ignored file on first run.
+
+    A key written in the source would be everyone's key: anyone could forge unsubscribe links for
+    a demo that is reachable. Each checkout gets its own instead.
+    """
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key) >= 50:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(64)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key
+
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is not set. Set it, or set DEBUG=1 for a development machine.")
-    SECRET_KEY = _DEVELOPMENT_SECRET_KEY
+    SECRET_KEY = development_secret_key(Path(env_str("DEVELOPMENT_SECRET_KEY_FILE", str(BASE_DIR / "var" / "secret_key"))))
+
+
+def derived_key(purpose: str) -> str:
+    """Return a key for one purpose, derived from SECRET_KEY with a salt, so no use sees the raw key."""
+    return salted_hmac(f"kairos.{purpose}", "key", secret=SECRET_KEY, algorithm="sha256").hexdigest()
+
 
 # Suppression entries are keyed HMACs of e-mail addresses; they must outlive a rotated SECRET_KEY,
 # so production should set this key once and never change it.
@@ -253,7 +282,7 @@ FREQUENCY_CAP_WINDOW_HOURS = env_int("FREQUENCY_CAP_WINDOW_HOURS", 24)
 QUIET_HOURS_START_HOUR = env_int("QUIET_HOURS_START_HOUR", 21)
 QUIET_HOURS_END_HOUR = env_int("QUIET_HOURS_END_HOUR", 8)
 # Webhook steps sign their bodies with this key (HMAC-SHA256, header X-Kairos-Signature).
-WEBHOOK_SIGNING_KEY = env_str("WEBHOOK_SIGNING_KEY") or f"kairos.webhooks:{SECRET_KEY}"
+WEBHOOK_SIGNING_KEY = env_str("WEBHOOK_SIGNING_KEY") or derived_key("webhooks")
 WEBHOOK_TIMEOUT_S = env_int("WEBHOOK_TIMEOUT_S", 10)
 # Webhook steps send customers' addresses: they may call only these hosts (".example.com" for a
 # domain and its subdomains). Empty: no webhook step can be saved or run.

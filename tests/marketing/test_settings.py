@@ -174,3 +174,33 @@ def test_an_unknown_time_zone_is_refused_at_start():
 def test_timestamps_are_stored_in_utc(settings):
     assert settings.USE_TZ is True
     assert settings.TIME_ZONE == "UTC"
+
+
+def _development_key(tmp_path, name: str) -> str:
+    script = "from django.conf import settings; print(settings.SECRET_KEY); print(settings.WEBHOOK_SIGNING_KEY)"
+    result = run_manage(
+        "shell", "-c", script,
+        env={"DEBUG": "1", "DEVELOPMENT_SECRET_KEY_FILE": str(tmp_path / name), "DATABASE_URL": f"sqlite:///{tmp_path / 'k.sqlite3'}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-2:]
+
+
+def test_a_development_machine_gets_its_own_key_kept_in_a_private_file(tmp_path):
+    first, webhook_key = _development_key(tmp_path, "secret_key")
+    again, _ = _development_key(tmp_path, "secret_key")
+    other, _ = _development_key(tmp_path, "another_checkout_key")
+
+    assert first == again
+    assert first != other
+    assert len(first) >= 50
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert first not in (ROOT / "marketing" / "settings.py").read_text()
+    # Keys for other purposes are derived with a salt, never the raw key or a string holding it.
+    assert first not in webhook_key
+
+
+def test_the_development_key_file_is_ignored_by_git():
+    result = subprocess.run(["git", "check-ignore", "var/secret_key"], cwd=ROOT, capture_output=True, text=True)
+
+    assert result.stdout.strip() == "var/secret_key"
