@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import PeriodicTask
@@ -193,11 +194,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
         raw_key = None if change else obj.assign_new_key()
         super().save_model(request, obj, form, change)
         if raw_key:
-            self.message_user(
-                request,
-                f"The new API key is {raw_key} — copy it now: it is stored only as a hash and will not be shown again.",
-                messages.WARNING,
-            )
+            # Held on this request only: a message would carry it in a cookie or the session.
+            request.kairos_new_api_key = raw_key
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue=None):
+        """Show the new key once, on this response's page; it is never stored, in a cookie or anywhere else."""
+        raw_key = getattr(request, "kairos_new_api_key", None)
+        if raw_key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"API key for {obj.name}",
+            "opts": self.model._meta,
+            "original": obj,
+            "raw_key": raw_key,
+        }
+        response = TemplateResponse(request, "admin/marketing/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet) -> None:

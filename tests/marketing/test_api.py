@@ -538,17 +538,21 @@ def staff(client, django_user_model):
     return client
 
 
-def test_creating_a_key_in_the_admin_shows_it_once(staff):
-    response = staff.post(reverse("admin:marketing_apikey_add"), {"name": "shop backend"}, follow=True)
+def test_creating_a_key_in_the_admin_shows_it_once_on_the_page_and_never_in_a_cookie(staff):
+    response = staff.post(reverse("admin:marketing_apikey_add"), {"name": "shop backend"})
 
-    shown = [str(message) for message in response.context["messages"]]
     api_key = ApiKey.objects.get()
-    raw = shown[0].split("The new API key is ", 1)[1].split(" ", 1)[0]
-    assert len(shown) == 2
+    page = response.content.decode()
+    raw = page.split('<code id="new-api-key"', 1)[1].split(">", 1)[1].split("<", 1)[0]
+    assert response.status_code == 200
     assert ApiKey.find(raw) == api_key
-    assert api_key.prefix in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert all(raw not in morsel.value for morsel in response.cookies.values())
+    assert all(raw not in str(value) for value in staff.session.values())
+    assert list(response.context["messages"]) == []
     again = staff.get(reverse("admin:marketing_apikey_change", args=[api_key.pk]))
     assert raw not in again.content.decode()
+    assert all(raw not in morsel.value for morsel in staff.cookies.values())
 
 
 def test_the_admin_revokes_keys(staff, raw_key):
