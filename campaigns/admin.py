@@ -409,8 +409,13 @@ class CampaignForm(forms.ModelForm):
         return data
 
 
+# Positions at or above this are where a save parks the steps it moves (see StepFormSet).
+MAX_STEP_POSITION = 999
+
+
 class StepForm(forms.ModelForm):
     type = forms.ChoiceField(choices=steps.choices)
+    position = forms.IntegerField(min_value=0, max_value=MAX_STEP_POSITION)
 
     class Meta:
         model = Step
@@ -432,6 +437,23 @@ class StepFormSet(forms.BaseInlineFormSet):
                 form.instance.config = form.cleaned_data["config"]
             except StepError as error:
                 form.add_error("config", f"{error.field}: {error.message}")
+
+    def save_existing_objects(self, commit: bool = True):
+        """Save reordered steps without tripping the unique (campaign, position) constraint midway.
+
+        Forms save one at a time, so moving step 2 to 3 while step 3 moves to 4 collides before both
+        are written. Every step that moves or goes is first parked on a free position above
+        MAX_STEP_POSITION; the saves then write final positions, which the formset checked are unique.
+        """
+        if commit:
+            leaving = [
+                form.instance.pk
+                for form in self.initial_forms
+                if form.instance.pk and (form in self.deleted_forms or "position" in form.changed_data)
+            ]
+            for offset, step_id in enumerate(leaving, start=1):
+                Step.objects.filter(pk=step_id).update(position=MAX_STEP_POSITION + offset)
+        return super().save_existing_objects(commit)
 
 
 class StepInline(admin.TabularInline):

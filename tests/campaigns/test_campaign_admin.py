@@ -189,3 +189,56 @@ def test_a_campaign_nothing_can_replay_says_so(approver, welcome_template):
         "trigger_type: &#x27;manual&#x27; starts nobody by itself: there is nothing to replay"
         in response.content.decode()
     )
+
+
+def _steps_form(campaign: Campaign, rows: list[dict]) -> dict:
+    """The change form of a draft campaign with these step rows (existing ones carry their id)."""
+    existing = sum(1 for row in rows if "id" in row)
+    data = campaign_form([], name=campaign.name, trigger_type="manual", trigger_config="{}")
+    data.update({"steps-TOTAL_FORMS": str(len(rows)), "steps-INITIAL_FORMS": str(existing)})
+    for index, row in enumerate(rows):
+        data.update({f"steps-{index}-{name}": value for name, value in row.items()})
+        if "id" in row:
+            data[f"steps-{index}-campaign"] = str(campaign.pk)
+    return data
+
+
+def _wait(key: str, position: int, step_id: int | None = None) -> dict:
+    row = {"position": str(position), "key": key, "type": "wait", "config": '{"hours": 1}'}
+    return {**row, "id": str(step_id)} if step_id else row
+
+
+@pytest.mark.parametrize(
+    ("moves", "inserted", "expected"),
+    [
+        ({"a": 0, "b": 2, "c": 3}, ("new", 1), ["a", "new", "b", "c"]),  # insert, shifting the rest down
+        ({"a": 1, "b": 0, "c": 2}, None, ["b", "a", "c"]),  # swap
+        ({"a": 2, "b": 0, "c": 1}, None, ["b", "c", "a"]),  # rotate
+    ],
+)
+def test_reordering_and_inserting_steps_just_works(marketer, moves, inserted, expected):
+    campaign = Campaign.objects.create(name="Draft", trigger_type="manual")
+    ids = {key: Step.objects.create(campaign=campaign, position=index, key=key, type="wait", config={"hours": 1}).pk
+           for index, key in enumerate("abc")}  # fmt: skip
+    rows = [_wait(key, position, ids[key]) for key, position in moves.items()]
+    if inserted:
+        rows.append(_wait(*inserted))
+
+    response = marketer.post(f"/admin/campaigns/campaign/{campaign.pk}/change/", _steps_form(campaign, rows))
+
+    assert response.status_code == 302
+    assert list(campaign.steps.order_by("position").values_list("key", flat=True)) == expected
+
+
+def test_two_steps_on_one_position_are_refused_with_the_field(marketer):
+    campaign = Campaign.objects.create(name="Draft", trigger_type="manual")
+    first = Step.objects.create(campaign=campaign, position=0, key="a", type="wait", config={"hours": 1})
+
+    response = marketer.post(
+        f"/admin/campaigns/campaign/{campaign.pk}/change/",
+        _steps_form(campaign, [_wait("a", 0, first.pk), _wait("b", 0)]),
+    )
+
+    assert response.status_code == 200
+    assert "Please correct the duplicate data for position." in response.content.decode()
+    assert list(campaign.steps.values_list("key", "position")) == [("a", 0)]
