@@ -310,8 +310,8 @@ class Split(StepType):
             if not isinstance(variant, dict) or not isinstance(variant.get("name"), str) or not variant["name"]:
                 raise StepError(f"variants[{index}].name", "must be non-empty text")
             weight = variant.get("weight")
-            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-                raise StepError(f"variants[{index}].weight", "must be a whole number of at least 1")
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
+                raise StepError(f"variants[{index}].weight", "must be a whole number from 1 to 1000")
             cleaned.append({"name": variant["name"], "weight": weight, "then": _key(variant, "then", step_keys)})
         return {"variants": cleaned}
 

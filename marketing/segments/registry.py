@@ -126,8 +126,18 @@ def parse_day(value: Any, field_name: str) -> date:
         raise RuleError(field_name, f"{value!r} is not a date such as 2024-12-31") from None
 
 
-def whole_number(config: dict[str, Any], key: str, *, minimum: int = 0, required: bool = True) -> int | None:
-    """Return config[key] as an int of at least `minimum`, or raise RuleError naming the key."""
+# The ranges every number in a rule is held to, checked at save with the key named: a value past
+# them would overflow a date, the database or the time a refresh may take.
+MAX_DAYS = 36_500  # a hundred years
+MAX_COUNT = 1_000_000
+MAX_AMOUNT = 10**12  # money and other measures, in the shop's currency
+MAX_NUMBER_TEXT = 32  # characters of a number given as text
+
+
+def whole_number(
+    config: dict[str, Any], key: str, *, minimum: int = 0, maximum: int, required: bool = True
+) -> int | None:
+    """Return config[key] as an int from `minimum` to `maximum`, or raise RuleError naming the key."""
     value = config.get(key)
     if value is None:
         if required:
@@ -137,6 +147,8 @@ def whole_number(config: dict[str, Any], key: str, *, minimum: int = 0, required
         raise RuleError(key, f"{value!r} is not a whole number")
     if value < minimum:
         raise RuleError(key, f"must be at least {minimum}")
+    if value > maximum:
+        raise RuleError(key, f"must be at most {maximum:,}")
     return value
 
 

@@ -117,3 +117,51 @@ def test_due_segments_are_refreshed_every_minute_with_an_expiry():
     entry = settings.CELERY_BEAT_SCHEDULE["refresh-due-segments"]
 
     assert (entry["task"], entry["schedule"], entry["options"]["expires"]) == ("marketing.refresh_due_segments", 60.0, 55)
+
+
+# Each once saved: then the preview answered 500, every refresh recorded an error, the database
+# refused the count, or the form spent seconds on the number.
+UNBOUNDED = [
+    ("event", {"name": "product_viewed", "op": "at_least", "count": 1, "within_days": 10**12}, "within_days", "must be at most 36,500"),
+    ("event", {"name": "product_viewed", "op": "at_least", "count": 10**30}, "count", "must be at most 1,000,000"),
+    ("purchase", {"measure": "revenue", "op": "at_least", "value": "1e999999"}, "value", "must be at most 1,000,000,000,000"),
+    ("purchase", {"measure": "order_count", "op": "at_least", "value": "1e999999"}, "value", "must be at most 1,000,000"),
+    ("purchase", {"measure": "revenue", "op": "at_least", "value": "1" * 40}, "value", "must be a number of at most 32 characters"),
+    ("purchase", {"measure": "order_count", "op": "at_least", "value": 3, "within_days": 10**9}, "within_days", "must be at most 36,500"),
+    ("bought", {"category": "shoes", "within_days": 10**12}, "within_days", "must be at most 36,500"),
+    ("attribute", {"field": "created_at", "op": "within_last_days", "value": 10**12}, "value", "must be at most 36,500"),
+    ("attribute", {"field": "attributes.points", "attribute_type": "number", "op": "greater_than", "value": 1e300}, "value", "must be a number from -1,000,000,000,000 to 1,000,000,000,000"),
+    ("attribute", {"field": "attributes.points", "attribute_type": "number", "op": "greater_than", "value": float("nan")}, "value", "must be a number from -1,000,000,000,000 to 1,000,000,000,000"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule_type", "config", "field", "message"), UNBOUNDED)
+def test_every_number_in_a_rule_has_a_stated_range_checked_at_save(rule_type, config, field, message):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(RuleError) as raised:
+        rule_types.get(rule_type).clean(config)
+
+    assert (raised.value.field, raised.value.message) == (field, message)
+    assert time.monotonic() - started < 1  # a safety bound: "1e999999" once took 26 s here
+
+
+@pytest.mark.parametrize(
+    ("rule_type", "config"),
+    [
+        ("event", {"name": "product_viewed", "op": "at_least", "count": 1_000_000, "within_days": 36_500}),
+        ("purchase", {"measure": "revenue", "op": "at_least", "value": "999999999999.99"}),
+    ],
+)
+def test_numbers_at_the_edge_of_the_range_are_kept(rule_type, config):
+    assert rule_types.get(rule_type).clean(config)["op"] == "at_least"
+
+
+def test_split_weights_have_a_range():
+    from campaigns.steps import StepError, steps
+
+    with pytest.raises(StepError, match="must be a whole number from 1 to 1000"):
+        steps.get("split").clean(
+            {"variants": [{"name": "a", "weight": 10**9, "then": "x"}, {"name": "b", "weight": 1, "then": "x"}]}, {"x"}
+        )

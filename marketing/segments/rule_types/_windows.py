@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from marketing.segments.registry import whole_number
+from marketing.segments.registry import MAX_DAYS, whole_number
 
 
 def window_start(config: dict[str, Any], now: datetime) -> datetime | None:
@@ -13,7 +13,7 @@ def window_start(config: dict[str, Any], now: datetime) -> datetime | None:
 
 
 def clean_window(config: dict[str, Any]) -> int | None:
-    return whole_number(config, "within_days", minimum=1, required=False)
+    return whole_number(config, "within_days", minimum=1, maximum=MAX_DAYS, required=False)
 
 
 def in_window(moment: datetime, start: datetime | None, now: datetime) -> bool:

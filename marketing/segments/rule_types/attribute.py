@@ -15,6 +15,8 @@ from django.db.models.functions import Cast, Upper
 from django.db.models.lookups import Contains, Exact, GreaterThan, In, LessThan
 
 from marketing.segments.registry import (
+    MAX_AMOUNT,
+    MAX_DAYS,
     Facts,
     RuleError,
     RuleType,
@@ -132,7 +134,7 @@ class AttributeRule(RuleType):
 
     def _clean_value(self, kind: str, op: str, value: Any) -> Any:
         if op == "within_last_days":
-            return whole_number({"value": value}, "value", minimum=0)
+            return whole_number({"value": value}, "value", minimum=0, maximum=MAX_DAYS)
         if op in ("before", "after"):
             return parse_day(value, "value").isoformat()
         if op == "in":
@@ -142,6 +144,8 @@ class AttributeRule(RuleType):
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise RuleError("value", f"{value!r} is not a number")
+            if not -MAX_AMOUNT <= value <= MAX_AMOUNT:  # NaN compares false to everything, so it is refused too
+                raise RuleError("value", f"must be a number from {-MAX_AMOUNT:,} to {MAX_AMOUNT:,}")
             return value
         if kind == "boolean":
             if not isinstance(value, bool):

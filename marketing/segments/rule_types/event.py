@@ -14,6 +14,7 @@ from marketing.imports.values import event_name
 from marketing.models import Event
 from marketing.segments.registry import (
     EVERYONE,
+    MAX_COUNT,
     Facts,
     RuleError,
     RuleType,
@@ -39,7 +40,7 @@ class EventRule(RuleType):
             name = event_name(str(config.get("name") or ""))
         except ValueError as error:
             raise RuleError("name", str(error)) from None
-        cleaned: dict[str, Any] = {"name": name, "op": one_of(config, "op", OPS), "count": whole_number(config, "count")}
+        cleaned: dict[str, Any] = {"name": name, "op": one_of(config, "op", OPS), "count": whole_number(config, "count", maximum=MAX_COUNT)}
         window = clean_window(config)
         if window is not None:
             cleaned["within_days"] = window

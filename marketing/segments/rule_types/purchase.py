@@ -14,7 +14,19 @@ from typing import Any
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Sum
 
 from marketing.models import Order, OrderStatus
-from marketing.segments.registry import EVERYONE, Facts, RuleError, RuleType, one_of, only_keys, rule_types
+from marketing.segments.registry import (
+    EVERYONE,
+    MAX_AMOUNT,
+    MAX_COUNT,
+    MAX_DAYS,
+    MAX_NUMBER_TEXT,
+    Facts,
+    RuleError,
+    RuleType,
+    one_of,
+    only_keys,
+    rule_types,
+)
 from marketing.segments.rule_types._windows import clean_window, in_window, window_start
 
 MEASURES = ("order_count", "revenue", "average_order_value", "days_since_last_order")
@@ -45,12 +57,18 @@ class PurchaseRule(RuleType):
         value = config.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise RuleError("value", f"{value!r} is not a number")
+        if len(str(value)) > MAX_NUMBER_TEXT:
+            raise RuleError("value", f"must be a number of at most {MAX_NUMBER_TEXT} characters")
         try:
             number = Decimal(str(value))
         except ArithmeticError:
             raise RuleError("value", f"{value!r} is not a number") from None
         if not number.is_finite() or number < 0:
             raise RuleError("value", "must be a number of at least 0")
+        # Compared before any arithmetic: "1e999999" is short, but its integral value is not.
+        maximum = {"order_count": MAX_COUNT, "days_since_last_order": MAX_DAYS}.get(measure, MAX_AMOUNT)
+        if number > maximum:
+            raise RuleError("value", f"must be at most {maximum:,}")
         if measure in ("order_count", "days_since_last_order") and number != number.to_integral_value():
             raise RuleError("value", "must be a whole number")
         cleaned["value"] = int(number) if measure in ("order_count", "days_since_last_order") else str(number)

@@ -16,7 +16,7 @@ class SegmentRuleType(RuleType):
 
     def clean(self, config: dict[str, Any]) -> dict[str, Any]:
         only_keys(config, {"segment"})
-        segment_id = whole_number(config, "segment", minimum=1)
+        segment_id = whole_number(config, "segment", minimum=1, maximum=2**63 - 1)
         if not Segment.objects.filter(pk=segment_id).exists():
             raise RuleError("segment", f"there is no segment with id {segment_id}")
         return {"segment": segment_id}
