@@ -9,6 +9,7 @@ import html
 import ipaddress
 import re
 import uuid
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -193,10 +194,27 @@ def record_click(token: str) -> str:
     url = message.links[index]
     now = timezone.now()
     with transaction.atomic():
+        # The message's row lock orders concurrent clicks, so the repeat check below sees the one before.
+        Message.objects.select_for_update().filter(pk=message.pk).first()
+        if _clicked_just_now(message, url, now):
+            return url  # a replayed or double-clicked link: redirected, counted once
         Message.objects.filter(pk=message.pk).update(click_count=F("click_count") + 1)
         Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=now)
         _event(message.customer_id, "email_clicked", {**_message_properties(message), "url": url})
     return url
+
+
+def _clicked_just_now(message: Message, url: str, now) -> bool:
+    """Tell whether this link of this message was counted within CLICK_REPEAT_WINDOW_S."""
+    if message.customer_id is None:
+        return message.clicked_at is not None and message.clicked_at > now - timedelta(seconds=settings.CLICK_REPEAT_WINDOW_S)
+    return Event.objects.filter(
+        customer_id=message.customer_id,
+        name="email_clicked",
+        occurred_at__gt=now - timedelta(seconds=settings.CLICK_REPEAT_WINDOW_S),
+        properties__message=message.pk,
+        properties__url=url,
+    ).exists()
 
 
 def record_open(token: str, *, user_agent: str, ip: str) -> bool:

@@ -1,5 +1,7 @@
 from decimal import Decimal
 
+from axes import admin as axes_admin
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
@@ -247,6 +249,17 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
     @admin.action(description="Run selected tasks", permissions=["change"])
     def run_tasks(self, request, queryset):
         return super().run_tasks(request, queryset)
+
+
+# django-axes' cleanup action declares no permission: here it needs the right to delete attempts.
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request, queryset):
+        return super().cleanup_expired_attempts(request, queryset)
 
 
 from marketing.segments import admin as segment_admin  # noqa: E402,F401

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from marketing import throttling
 from marketing.inbound.store import MAX_BATCH_MESSAGES, store_messages
 from marketing.ingest import MAX_BATCH_EVENTS, store_events
 from marketing.models import ApiKey
@@ -94,16 +95,36 @@ def record_key_use(api_key: ApiKey, now: datetime) -> None:
 
 def authenticate(request: HttpRequest, now: datetime) -> ApiKey | JsonResponse:
     """Return the request's active API key, or the 401 response that refuses it."""
+    throttled = throttling.check_address(request)
+    if throttled is not None:
+        return _throttled(throttled)
     raw_key = presented_key(request)
     if not raw_key:
+        throttling.record_failed_key(request)
         return _unauthorized("missing API key; send Authorization: Bearer <key> or X-Api-Key: <key>")
     api_key = ApiKey.find(raw_key)
     if api_key is None:
+        throttling.record_failed_key(request)
         return _unauthorized("invalid API key")
     if api_key.is_revoked:
+        throttling.record_failed_key(request)
         return _unauthorized("this API key was revoked; create a new one in the admin")
+    throttled = throttling.check_key(api_key.pk)
+    if throttled is not None:
+        return _throttled(throttled)
     record_key_use(api_key, now)
     return api_key
+
+
+def _throttled(throttled: throttling.Throttled) -> JsonResponse:
+    reason = {
+        "failed-keys": f"more than {throttled.limit} requests without a valid API key from this address in a minute",
+        "address": f"more than {throttled.limit} requests from this address in a minute",
+        "key": f"more than {throttled.limit} requests with this API key in a minute",
+    }[throttled.what]
+    response = _error(429, f"too many requests: {reason}; retry in {throttled.retry_after_s} s")
+    response["Retry-After"] = str(throttled.retry_after_s)
+    return response
 
 
 def read_batch(request: HttpRequest, field: str, max_items: int) -> list[Any] | JsonResponse:

@@ -8,6 +8,7 @@ written to a folder. Production sets DATABASE_URL, CELERY_BROKER_URL, EMAIL_URL 
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,6 +179,7 @@ INSTALLED_APPS = [
     "campaigns.apps.CampaignsConfig",
     "anymail",
     "django_celery_beat",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -188,7 +190,39 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins: django-axes locks a user name from one address out after AXES_FAILURE_LIMIT wrong
+# passwords in a row, for AXES_COOLOFF_MINUTES, even if the right password follows.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind the TLS proxy, the client's address is the last one the proxy (TRUSTED_PROXY_COUNT of them) appended.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT if env_bool("BEHIND_TLS_PROXY", False) else None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if env_bool("BEHIND_TLS_PROXY", False) else ("REMOTE_ADDR",)
+)
+
+# The cache holds rate-limit counters; several web processes share them through Redis (CACHE_URL).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}
+        if env_str("CACHE_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Events API rate limits, per minute (marketing/throttling.py): answered 429 with Retry-After past them.
+API_RATE_PER_KEY_PER_MINUTE = env_int("API_RATE_PER_KEY_PER_MINUTE", 600)
+API_RATE_PER_ADDRESS_PER_MINUTE = env_int("API_RATE_PER_ADDRESS_PER_MINUTE", 1200)
+API_FAILED_KEYS_PER_ADDRESS_PER_MINUTE = env_int("API_FAILED_KEYS_PER_ADDRESS_PER_MINUTE", 10)
+# Repeated clicks of one link in one message within this many seconds count once.
+CLICK_REPEAT_WINDOW_S = env_int("CLICK_REPEAT_WINDOW_S", 60)
 
 ROOT_URLCONF = "marketing.urls"
 WSGI_APPLICATION = "marketing.wsgi.application"

@@ -46,6 +46,7 @@ ACTIONS = {
     ("django_celery_beat.periodictask", "disable_tasks"): set(),
     ("django_celery_beat.periodictask", "toggle_tasks"): set(),
     ("django_celery_beat.periodictask", "run_tasks"): set(),
+    ("axes.accessattempt", "cleanup_expired_attempts"): set(),
 }
 
 
