@@ -168,6 +168,10 @@ class RowParser:
             raw = record.get(column) if column else None
             if raw.__class__ is str:
                 raw = raw.strip()
+            elif isinstance(raw, (dict, list)) and not is_json:
+                kind = "object" if isinstance(raw, dict) else "list"
+                errors.append(Rejection(line, column, json.dumps(raw)[:80], f"{name} must be text or a number, not a JSON {kind}"))
+                continue
             elif raw is not None:
                 raw = _cell(raw)
             if not raw:
@@ -267,6 +271,9 @@ def import_file(
 
     try:
         _run(path, dialect, schema, context, report, mapping or {}, dry_run, errors_to, progress, batch_size)
+    except sources.SourceError as error:
+        kept = f" Rows of earlier batches were kept ({report.inserted:,} inserted)." if report.inserted else " Nothing was stored."
+        raise ImportFailed(f"{path.name}: {error}.{kept}") from None
     except UnicodeDecodeError as error:
         raise ImportFailed(
             f"{path.name}: byte {error.start} of a block is not UTF-8; save the file as UTF-8 and import again. "

@@ -22,7 +22,12 @@ DELIMITER_NAMES = {"auto": None, ",": ",", ";": ";", "tab": "\t", "\\t": "\t", "
 WHITESPACE = " "
 _ALIGNED_GAP = re.compile(r"\s{2,}|\t")
 
-csv.field_size_limit(16 * 1024 * 1024)
+# No cell Kairos stores comes near this; a longer one is a broken file, refused on its line.
+MAX_CELL_CHARS = 1024 * 1024
+# JSON values nested deeper than this are refused (Kairos stores flat objects of attributes).
+MAX_JSON_DEPTH = 16
+# The csv module refuses fields past its limit; a little above ours, so ours names the problem.
+csv.field_size_limit(MAX_CELL_CHARS + 1)
 
 
 class SourceError(Exception):
@@ -113,8 +118,55 @@ def sniff(path: Path, delimiter: str = "auto") -> Dialect:
     return Dialect("csv", encoding, chosen, aligned)
 
 
+def cell_problem(value: str) -> str | None:
+    """Return why a text cell cannot be stored the same way on every database, or None.
+
+    PostgreSQL refuses NUL characters and lone surrogates where SQLite would keep them; both are
+    refused here, on their line, so the two databases store the same thing.
+    """
+    if len(value) > MAX_CELL_CHARS:
+        return f"is longer than {MAX_CELL_CHARS:,} characters"
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate, which is not a character"
+    return None
+
+
+def _checked(line: int, record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Return the record, or the problem of its first bad cell as a whole-record refusal naming the column."""
+    for column, value in record.items():
+        problem = _value_problem(value, 0)
+        if problem:
+            return line, {"": f"column {column!r} {problem}"}
+    return line, record
+
+
+def _value_problem(value: Any, depth: int) -> str | None:
+    if isinstance(value, str):
+        return cell_problem(value)
+    if depth > MAX_JSON_DEPTH:
+        return f"nests JSON deeper than {MAX_JSON_DEPTH} levels"
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((problem for item in items if (problem := _value_problem(item, depth + 1))), None)
+
+
+def _swallowed_lines(cell: str, delimiter: str, width: int) -> bool:
+    """Tell whether a cell spanning lines holds what look like whole records: an unbalanced quote."""
+    lines = cell.split("\n")[1:]
+    return width > 1 and sum(1 for text in lines if text.count(delimiter) >= width - 1) >= 1
+
+
 def _csv_records(stream: IO[str], dialect: Dialect) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    reader = csv.reader(stream, delimiter=dialect.delimiter, skipinitialspace=dialect.delimiter != "\t")
+    # strict: a quote left open at the end of the file is an error, never a silent end of the last record.
+    reader = csv.reader(stream, delimiter=dialect.delimiter, skipinitialspace=dialect.delimiter != "\t", strict=True)
     header: list[str] = []
     for row in reader:
         if any(cell.strip() for cell in row):
@@ -127,14 +179,37 @@ def _csv_records(stream: IO[str], dialect: Dialect) -> tuple[list[str], Iterator
     def records() -> Iterator[tuple[int, dict[str, str]]]:
         start = reader.line_num + 1
         width = len(header)
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                line, start = start, reader.line_num + 1
+                if "unexpected end of data" in str(error) or "EOF" in str(error):
+                    raise SourceError(
+                        f"line {line}: a quote opened on this line is never closed, so it would swallow the rest "
+                        "of the file; fix the quotes and import again"
+                    ) from None
+                if "field larger than field limit" in str(error):
+                    yield line, {"": f"has a cell longer than {MAX_CELL_CHARS:,} characters"}
+                else:
+                    yield line, {"": f"cannot be read as CSV ({error})"}
+                continue
             line, start = start, reader.line_num + 1
             if not row or not any(cell.strip() for cell in row):
                 continue
+            if reader.line_num - line > 0 and any(
+                "\n" in cell and _swallowed_lines(cell, dialect.delimiter, width) for cell in row
+            ):
+                raise SourceError(
+                    f"line {line}: a quoted cell runs over lines {line + 1}-{reader.line_num} that look like records; "
+                    "a quote is probably unbalanced, so the file is refused rather than read wrong"
+                )
             if len(row) != width:
                 yield line, {"": f"has {len(row)} cells where the header has {width}"}
                 continue
-            yield line, dict(zip(header, row, strict=True))
+            yield _checked(line, dict(zip(header, row, strict=True)))
 
     return header, records()
 
@@ -156,7 +231,7 @@ def _aligned_records(stream: IO[str], dialect: Dialect) -> tuple[list[str], Iter
             if len(cells) != width:
                 yield number, {"": f"has {len(cells)} cells where the header has {width}"}
                 continue
-            yield number, dict(zip(header, cells, strict=True))
+            yield _checked(number, dict(zip(header, cells, strict=True)))
 
     return header, records()
 
@@ -166,14 +241,31 @@ def _jsonl_records(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
         except json.JSONDecodeError as error:
             yield number, {"": f"is not valid JSON ({error.msg} at character {error.pos})"}
+            continue
+        except RecursionError:
+            yield number, {"": f"nests JSON deeper than {MAX_JSON_DEPTH} levels"}
+            continue
+        except ValueError as error:  # NaN, Infinity, 1e999, or an integer of thousands of digits
+            yield number, {"": f"is not valid JSON ({error})"}
             continue
         if not isinstance(record, dict):
             yield number, {"": "is not a JSON object"}
             continue
-        yield number, record
+        yield _checked(number, record)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large a number")
+    return value
 
 
 def _check_header(header: list[str]) -> None:

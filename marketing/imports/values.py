@@ -18,12 +18,12 @@ Parser = Callable[[str], Any]
 EARLIEST_YEAR = 1900
 LATEST_YEAR = 2100
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_COMPACT_DATE = re.compile(r"^\d{8}$")
-_COMPACT_DATETIME = re.compile(r"^\d{14}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$", re.ASCII)
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$", re.ASCII)
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$", re.ASCII)
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$", re.ASCII)
+_COMPACT_DATE = re.compile(r"^\d{8}$", re.ASCII)
+_COMPACT_DATETIME = re.compile(r"^\d{14}$", re.ASCII)
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -64,9 +64,10 @@ def email(value: str) -> str:
 def decimal(places: int = 2, minimum: Decimal | None = Decimal(0)) -> Parser:
     """Return a parser for an amount with at most `places` decimals, e.g. 19.90 or 1,299.00."""
     quantum = Decimal(1).scaleb(-places)
-    plain = re.compile(rf"\d{{1,10}}(?:\.\d{{1,{places}}})?")
+    plain = re.compile(rf"\d{{1,10}}(?:\.\d{{1,{places}}})?", re.ASCII)
 
     def parse(value: str) -> Decimal:
+        _check_ascii_number(value)
         if plain.fullmatch(value):
             # The common case, checked by one regex: no sign, separators or exponent to judge.
             return Decimal(value).quantize(quantum)
@@ -89,8 +90,15 @@ def decimal(places: int = 2, minimum: Decimal | None = Decimal(0)) -> Parser:
     return parse
 
 
+def _check_ascii_number(value: str) -> None:
+    """Refuse what Python would read as a number but a person would not: other scripts' digits, 1_000."""
+    if not value.isascii() or "_" in value:
+        raise ValueError(f"{value!r} is not a number written with the digits 0-9")
+
+
 def positive_integer(value: str) -> int:
     """Parse a whole number of at least 1."""
+    _check_ascii_number(value)
     try:
         number = int(value)
     except ValueError:

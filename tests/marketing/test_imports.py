@@ -334,3 +334,95 @@ def test_backslashes_tabs_and_null_markers_in_cells_arrive_unchanged(tmp_path):
     customer = Customer.objects.get()
     assert (customer.first_name, customer.city) == ("Back\\slash \\N", "tab\there")
     assert customer.attributes == {"note": 'a\\b é "q"'}
+
+
+# Hostile files: each bad row is refused with its line, column and reason, on both databases alike.
+HOSTILE_JSONL = [
+    ('{"external_id": "J1", "email": "nan@example.com", "attributes": {"score": NaN}}', "is not valid JSON (NaN is not a number JSON allows)"),
+    ('{"external_id": "J2", "email": "inf@example.com", "attributes": {"score": Infinity}}', "is not valid JSON (Infinity is not a number JSON allows)"),
+    ('{"external_id": "J3", "email": "big@example.com", "attributes": {"score": 1e999}}', "is not valid JSON (1e999 is too large a number)"),
+    ('{"external_id": "J4", "email": "s@example.com", "first_name": "\\ud800"}', "column 'first_name' contains a lone surrogate, which is not a character"),
+    ('{"external_id": "J5", "email": "deep@example.com", "attributes": ' + "[" * 5000 + "]" * 5000 + "}", "nests JSON deeper than 16 levels"),
+    ('{"external_id": "J6", "email": "digits@example.com", "attributes": {"n": ' + "9" * 5000 + "}}", "is not valid JSON"),
+    ('{"external_id": "J7", "email": "nul@example.com", "first_name": "A\\u0000B"}', "column 'first_name' contains a NUL character"),
+]  # fmt: skip
+
+
+def test_hostile_json_lines_are_refused_line_by_line(tmp_path):
+    lines = [text for text, _ in HOSTILE_JSONL] + ['{"external_id": "OK", "email": "ok@example.com", "first_name": "Ok"}']
+    path = write(tmp_path, "hostile.jsonl", "\n".join(lines) + "\n")
+    errors = io.StringIO()
+
+    report = import_file("customers", path, errors_to=errors)
+
+    rows = error_rows(errors)
+    assert (report.read, report.inserted, report.rejected) == (len(lines), 1, len(HOSTILE_JSONL))
+    assert [row[0] for row in rows] == [str(number) for number in range(1, len(HOSTILE_JSONL) + 1)]
+    for row, (_, reason) in zip(rows, HOSTILE_JSONL, strict=True):
+        assert reason in row[3]
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["OK"]
+
+
+def test_a_nul_byte_and_a_huge_cell_in_csv_are_refused_on_their_lines(tmp_path):
+    huge = "x" * (50 * 1024 * 1024)
+    content = f"external_id,email,first_name\nC1,a@example.com,A\x00nn\nC2,b@example.com,{huge}\nC3,c@example.com,Cat\n"
+    path = write(tmp_path, "nul.csv", content)
+    errors = io.StringIO()
+
+    report = import_file("customers", path, errors_to=errors)
+
+    assert (report.read, report.inserted, report.rejected) == (3, 1, 2)
+    assert [row[0] for row in error_rows(errors)] == ["2", "3"]
+    assert "column 'first_name' contains a NUL character" in error_rows(errors)[0][3]
+    assert "longer than 1,048,576 characters" in error_rows(errors)[1][3]
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["C3"]
+
+
+def test_an_unbalanced_quote_that_would_swallow_rows_refuses_the_file(tmp_path):
+    path = write(tmp_path, "quote.csv", 'external_id,email,first_name\nC1,a@example.com,"Ann\nC2,b@example.com,Bob\nC3,c@example.com,Cat\n')
+
+    with pytest.raises(ImportFailed, match="line 2: a quote opened on this line is never closed"):
+        import_file("customers", path)
+
+    assert Customer.objects.count() == 0
+
+
+def test_a_quote_closed_later_that_swallowed_records_refuses_the_file(tmp_path):
+    path = write(tmp_path, "quote.csv", 'external_id,email,first_name\nC1,a@example.com,"Ann\nC2,b@example.com,Bob"\nC3,c@example.com,Cat\n')
+
+    with pytest.raises(ImportFailed, match="line 2: a quoted cell runs over lines 3-3 that look like records"):
+        import_file("customers", path)
+
+    assert Customer.objects.count() == 0
+
+
+def test_a_real_multi_line_cell_is_kept(tmp_path):
+    path = write(tmp_path, "notes.csv", 'external_id,email,first_name\nC1,a@example.com,"Ann\nMarie"\n')
+
+    report = import_file("customers", path)
+
+    assert (report.inserted, Customer.objects.get().first_name) == (1, "Ann\nMarie")
+
+
+@pytest.mark.parametrize("total", ["\u0663", "1_000", "\uff11\uff12"])
+def test_numbers_in_other_scripts_or_with_underscores_are_refused(tmp_path, total):
+    path = write(tmp_path, "orders.csv", f"external_id,customer,placed_at,total\nO1,C1,2024-01-01,{total}\n")
+    errors = io.StringIO()
+
+    report = import_file("orders", path, errors_to=errors)
+
+    assert report.rejected == 1
+    assert error_rows(errors)[0][:2] == ["2", "total"]
+    assert "is not a number written with the digits 0-9" in error_rows(errors)[0][3]
+    assert Order.objects.count() == 0
+
+
+def test_a_json_list_is_not_taken_for_a_first_name(tmp_path):
+    path = write(tmp_path, "c.jsonl", '{"external_id": "J1", "email": "j@example.com", "first_name": ["Ann", "Bob"]}\n')
+    errors = io.StringIO()
+
+    report = import_file("customers", path, errors_to=errors)
+
+    assert report.rejected == 1
+    assert error_rows(errors)[0][1:] == ["first_name", '["Ann", "Bob"]', "first_name must be text or a number, not a JSON list"]
+    assert Customer.objects.count() == 0
