@@ -1,3 +1,4 @@
+import json
 from decimal import Decimal
 
 from axes import admin as axes_admin
@@ -5,13 +6,16 @@ from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import PeriodicTask
 
+from marketing.consent import record_consent_changes
 from marketing.models import ApiKey, Customer, Event, Order, OrderLine, Product, Suppression
+from marketing.permissions import ERASE_PERMISSION
+from marketing.privacy import erase_customer, export_customer
 from marketing.suppression import email_hash
 
 
@@ -58,9 +62,39 @@ class CustomerAdmin(admin.ModelAdmin):
         ("Computed", {"fields": ["order_count", "revenue", "email_hash", "created_at", "updated_at"]}),
     ]
 
+    actions = ["export_data", "erase_data"]
+
     @admin.display(description="orders")
     def order_count(self, customer: Customer) -> int:
         return customer.orders.count()
+
+    def save_model(self, request: HttpRequest, obj: Customer, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if "consent_state" in form.changed_data:
+            record_consent_changes([obj.pk], obj.consent_state, obj.consent_source or f"admin {request.user.get_username()}", timezone.now())
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ERASE_PERMISSION)
+
+    @admin.action(description="Export all their data as JSON (a privacy request)", permissions=["view"])
+    def export_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        by = f"admin {request.user.get_username()}"
+        data = {customer.external_id: export_customer(customer.external_id, requested_by=by) for customer in queryset}
+        return HttpResponse(
+            json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True),
+            content_type="application/json; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="customer-data.json"', "Cache-Control": "no-store"},
+        )
+
+    @admin.action(description="Erase their personal data (a privacy request; cannot be undone)", permissions=["erase"])
+    def erase_data(self, request: HttpRequest, queryset: QuerySet) -> None:
+        by = f"admin {request.user.get_username()}"
+        erased = 0
+        for external_id, pk in list(queryset.values_list("external_id", "pk")):
+            erase_customer(external_id, requested_by=by)
+            self.log_change(request, Customer.objects.get(pk=pk), "Erased on request")
+            erased += 1
+        self.message_user(request, f"Erased the personal data of {erased} customer(s); their addresses stay suppressed.")
 
     @admin.display(description="revenue")
     def revenue(self, customer: Customer) -> str:

@@ -21,6 +21,7 @@ from marketing.inbound.store import MAX_BATCH_MESSAGES, store_messages
 from marketing.ingest import MAX_BATCH_EVENTS, store_events
 from marketing.models import ApiKey
 from marketing.openapi import openapi_document
+from marketing.privacy import CustomerNotFound, erase_customer, export_customer
 
 logger = logging.getLogger("kairos.api")
 
@@ -213,6 +214,42 @@ def _declared_length(request: HttpRequest) -> int | None:
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _privacy_request(request: HttpRequest, method: str) -> ApiKey | JsonResponse:
+    if request.method != method:
+        response = _error(405, f"use {method}")
+        response["Allow"] = method
+        return response
+    return authenticate(request, timezone.now())
+
+
+@csrf_exempt
+def customer_data(request: HttpRequest, external_id: str) -> JsonResponse:
+    """Return all of one customer's data (a privacy request), for the shop's own systems."""
+    api_key = _privacy_request(request, "GET")
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    try:
+        data = export_customer(external_id, requested_by=f"API key {api_key.name}")
+    except CustomerNotFound as error:
+        return _error(404, str(error))
+    response = JsonResponse(data, json_dumps_params={"ensure_ascii": False})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+def erase_customer_data(request: HttpRequest, external_id: str) -> JsonResponse:
+    """Erase one customer's personal data (a privacy request); answer with what was erased."""
+    api_key = _privacy_request(request, "POST")
+    if isinstance(api_key, JsonResponse):
+        return api_key
+    try:
+        counts = erase_customer(external_id, requested_by=f"API key {api_key.name}")
+    except CustomerNotFound as error:
+        return _error(404, str(error))
+    return JsonResponse({"erased": True, "counts": counts})
 
 
 def _error(status: int, message: str) -> JsonResponse:

@@ -555,3 +555,42 @@ class InboundMessage(models.Model):
     def record(self, what: str, at) -> None:
         """Append to what Kairos did (the caller saves `actions`)."""
         self.actions = [*self.actions, {"at": at.isoformat(), "what": what[:500]}]
+
+
+class ConsentChange(models.Model):
+    """One change of a customer's consent to marketing e-mail: what it became, why, and when."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_changes", db_constraint=False)
+    state = models.CharField(max_length=16, choices=Consent.choices)
+    source = models.CharField(max_length=120, blank=True, default="")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["customer", "at", "id"]
+        indexes = [models.Index(fields=["customer", "at"], name="consent_change_customer_at")]
+
+    def __str__(self) -> str:
+        return f"{self.state} ({self.source}) at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PrivacyRequestKind(models.TextChoices):
+    EXPORT = "export", "Export"
+    ERASURE = "erasure", "Erasure"
+
+
+class PrivacyRequest(models.Model):
+    """The record of an export or an erasure: who asked, when, what it covered; never the person's data."""
+
+    kind = models.CharField(max_length=8, choices=PrivacyRequestKind.choices)
+    subject = models.CharField(
+        max_length=64, help_text="A keyed hash of the customer's shop id: enough to answer 'was it done?', nothing more."
+    )
+    requested_by = models.CharField(max_length=150, help_text="An admin user, a command, or an API key's name.")
+    at = models.DateTimeField()
+    counts = models.JSONField(default=dict, blank=True, help_text="Rows exported or erased, per table.")
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject[:12]}… by {self.requested_by}"

@@ -17,6 +17,9 @@ urlpatterns = [
     path("api/v1/events", api.ingest_events, name="api-events"),
     path("api/v1/messages", api.ingest_messages, name="api-messages"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
+    # Privacy requests from the shop's own systems: all of a customer's data, or its erasure.
+    path("api/v1/customers/<path:external_id>/data", api.customer_data, name="api-customer-data"),
+    path("api/v1/customers/<path:external_id>/erase", api.erase_customer_data, name="api-customer-erase"),
     path("", include("campaigns.urls")),
     path("", include("ml.urls")),
     # The configured ESP's webhooks only (bounces, complaints, inbound mail): /anymail/<esp>/tracking/,

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from marketing.consent import record_consent_changes
 from marketing.first_seen import earliest_by_customer, note_first_seen
 from marketing.imports.batches import Batch, Outcome, Rejection, has_field
 from marketing.imports.schemas import Schema
@@ -39,9 +40,12 @@ def keep_suppressed_opted_out(rows: list[dict[str, Any]], now, dry_run: bool) ->
         suppressed.update(Suppression.objects.filter(email_hash__in=chunk).values_list("email_hash", flat=True))
     if suppressed and not dry_run:
         for chunk in chunks(sorted(suppressed), LOOKUP_CHUNK):
-            Customer.objects.filter(email_hash__in=chunk).exclude(consent_state=Consent.OPTED_OUT).update(
+            changing = Customer.objects.filter(email_hash__in=chunk).exclude(consent_state=Consent.OPTED_OUT)
+            ids = list(changing.values_list("pk", flat=True))
+            Customer.objects.filter(pk__in=ids).update(
                 consent_state=Consent.OPTED_OUT, consent_source="suppression list", consent_at=now
             )
+            record_consent_changes(ids, Consent.OPTED_OUT, "suppression list", now)
     return sum(1 for row in rows if row.get("email_hash") in suppressed)
 
 

@@ -21,6 +21,8 @@ ALL, BUILDERS, APPROVER = set(GROUPS), {"Marketer", "Approver"}, {"Approver"}
 # Who is offered each admin action. A new action must be added here, or the first test fails.
 ACTIONS = {
     ("marketing.apikey", "revoke_keys"): APPROVER,
+    ("marketing.customer", "export_data"): ALL,
+    ("marketing.customer", "erase_data"): APPROVER,
     ("marketing.segment", "refresh_now"): BUILDERS,
     ("marketing.segment", "freeze"): BUILDERS,
     ("marketing.inboundmessage", "correct_label"): APPROVER,
