@@ -130,6 +130,9 @@ class Command(BaseCommand):
         self.step("Conversations", "intents and sentiment learnt from ml/data, three workflows, English and Chinese messages by the API")
         self.command("conversation_demo")
 
+        self.step("Privacy", "a customer asks for their data, then for its erasure (docs/privacy.md)")
+        self.privacy(folder)
+
         self.step("Audience", "")
         self.line(
             f"{Customer.objects.count():,} customers, {Customer.objects.mailable().count():,} mailable "
@@ -139,6 +142,30 @@ class Command(BaseCommand):
         self.step("Next", "")
         self.line(self.admin_login())
         self.line("make run   starts the web server, a Celery worker and beat; then open http://127.0.0.1:8000/admin/")
+
+    def privacy(self, folder: Path) -> None:
+        """Export one customer's data, erase them, and show that a re-import of the address stays unmailed."""
+        import json
+
+        from marketing.privacy import erase_customer, export_customer
+
+        customer = Customer.objects.exclude(email="").order_by("pk").first()
+        if customer is None:
+            self.line("no customer with an address to show")
+            return
+        external_id, address = customer.external_id, customer.email
+        data = export_customer(external_id, requested_by="demo")
+        path = folder / "privacy_export.json"
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+        sizes = ", ".join(f"{key} {len(value)}" for key, value in data.items() if isinstance(value, list))
+        self.line(f"export of {external_id} to {path.name}: {sizes}")
+        counts = erase_customer(external_id, requested_by="demo")
+        self.line("erased: " + ", ".join(f"{name} {count}" for name, count in counts.items() if count))
+        again = folder / "privacy_reimport.csv"
+        again.write_text(f"external_id,email,consent_state\n{external_id}-again,{address.upper()},opted_in\n", encoding="utf-8")
+        import_file("customers", again)
+        mailable = Customer.objects.mailable().filter(external_id=f"{external_id}-again").exists()
+        self.line(f"re-imported as {address.upper()}: {'mailable (wrong!)' if mailable else 'suppressed, never mailed'}")
 
     def propensity(self, folder: Path, today: date) -> None:
         """Train, activate if earned (never forced), backtest, score everyone, export, target the likeliest buyers."""
