@@ -45,7 +45,9 @@ def address_problem(value: str) -> str | None:
         return "must be one line: line breaks would let it add headers or recipients"
     addresses = getaddresses([value])
     if len(addresses) != 1:
-        return f"{value!r} holds {len(addresses)} addresses; give one, such as News <news@shop.example>"
+        if "," in value or ";" in value:
+            return f"{value!r} holds {len(addresses)} addresses; give one, such as News <news@shop.example>"
+        return f"{value!r} is not an address such as News <news@shop.example>"
     name, address = addresses[0]
     if "@" not in address or " " in address or address.count("@") != 1:
         return f"{value!r} is not an address such as News <news@shop.example>"

@@ -36,3 +36,13 @@ def office_hours(time_machine) -> datetime:
     """Stop this process's clock at OFFICE_HOURS, for a test whose sends must not wait for quiet hours to end."""
     time_machine.move_to(OFFICE_HOURS, tick=False)
     return OFFICE_HOURS
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Start every test with an empty cache: rate-limit counters of one test must not throttle the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
