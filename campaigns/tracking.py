@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Message
+from marketing.consent import record_consent_changes
 from marketing.first_seen import note_first_seen
 from marketing.models import Consent, Customer, Event, Suppression, SuppressionReason
 from marketing.suppression import email_hash
@@ -248,9 +249,11 @@ def suppress_address(email: str, reason: str, *, source: str, properties: dict |
         Suppression.suppress(email, reason)
         customers = list(Customer.objects.filter(email_hash=email_hash(email)).values_list("pk", flat=True))
         if reason == SuppressionReason.UNSUBSCRIBED:
+            now = timezone.now()
             Customer.objects.filter(pk__in=customers).update(
-                consent_state=Consent.OPTED_OUT, consent_source=source[:120], consent_at=timezone.now()
+                consent_state=Consent.OPTED_OUT, consent_source=source[:120], consent_at=now
             )
+            record_consent_changes(customers, Consent.OPTED_OUT, source, now)
         name = {
             SuppressionReason.UNSUBSCRIBED: "email_unsubscribed",
             SuppressionReason.BOUNCED: "email_bounced",
