@@ -1,0 +1,125 @@
+"""The SQL that feeds `ml.recommend`: the catalogue, and who bought, viewed or clicked which product when.
+
+Purchases are order lines of orders kept (not cancelled or refunded); views are `product_viewed` events
+naming a product's SKU; clicks are `email_clicked` events on a product's URL, so a click on a recommended
+product in an e-mail feeds the next training. Every read takes an upper bound: nothing at or after it is
+seen, and ages are measured from it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db import connection
+
+from marketing.models import Event, Order, OrderLine, Product
+from ml.queries import RETURNED_STATUSES, _epoch, _stored
+from ml.recommend import CLICK, PURCHASE, VIEW, Interactions
+
+VIEWED, CLICKED = "product_viewed", "email_clicked"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    product_ids: np.ndarray  # ascending: a product's column is its position here
+    in_stock: np.ndarray  # bool per column
+    categories: list[str]
+
+    def columns(self, product_ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.product_ids, product_ids)
+
+
+def read_catalogue() -> Catalogue:
+    """Return every product's id, stock and category, by ascending id."""
+    rows = list(Product.objects.order_by("pk").values_list("pk", "in_stock", "category"))
+    return Catalogue(
+        np.array([row[0] for row in rows], dtype=np.int64),
+        np.array([bool(row[1]) for row in rows], dtype=bool),
+        [row[2] or "" for row in rows],
+    )
+
+
+def _json_text(column: str, key: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"{column}->>'{key}'"
+    return f"json_extract({column}, '$.{key}')"
+
+
+def _customer_bounds(column: str, first_id: int | None, last_id: int | None) -> tuple[str, list]:
+    if first_id is None:
+        return "", []
+    return f" AND {column} BETWEEN %s AND %s", [first_id, last_id]
+
+
+def read_interactions(
+    catalogue: Catalogue,
+    before: datetime,
+    since: datetime,
+    first_id: int | None = None,
+    last_id: int | None = None,
+    kinds: tuple[int, ...] = (PURCHASE, VIEW, CLICK),
+) -> Interactions:
+    """Return the interactions in [since, before), aged in days as of `before`, of customers in the id range."""
+    orders, lines, products, events = (
+        Order._meta.db_table,
+        OrderLine._meta.db_table,
+        Product._meta.db_table,
+        Event._meta.db_table,
+    )
+    returned = ", ".join(f"'{status}'" for status in RETURNED_STATUSES)
+    window = [_stored(since), _stored(before)]
+    parts, params = [], []
+    if PURCHASE in kinds:
+        bounds, bound_params = _customer_bounds("o.customer_id", first_id, last_id)
+        parts.append(
+            f"SELECT o.customer_id, l.product_id, {_epoch('o.placed_at')}, {PURCHASE} FROM {orders} o "
+            f"JOIN {lines} l ON l.order_id = o.id WHERE o.placed_at >= %s AND o.placed_at < %s "
+            f"AND o.status NOT IN ({returned}){bounds}"
+        )
+        params += window + bound_params
+    if VIEW in kinds:
+        bounds, bound_params = _customer_bounds("e.customer_id", first_id, last_id)
+        parts.append(
+            f"SELECT e.customer_id, p.id, {_epoch('e.occurred_at')}, {VIEW} FROM {events} e "
+            f"JOIN {products} p ON p.sku = {_json_text('e.properties', 'sku')} "
+            f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
+        )
+        params += [VIEWED, *window, *bound_params]
+    if CLICK in kinds:
+        bounds, bound_params = _customer_bounds("e.customer_id", first_id, last_id)
+        parts.append(
+            f"SELECT e.customer_id, p.id, {_epoch('e.occurred_at')}, {CLICK} FROM {events} e "
+            f"JOIN {products} p ON p.url = {_json_text('e.properties', 'url')} AND p.url <> '' "
+            f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
+        )
+        params += [CLICKED, *window, *bound_params]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    if not rows:
+        return Interactions.empty()
+    data = np.array(rows, dtype=np.float64)
+    order = np.argsort(data[:, 0], kind="stable")
+    data = data[order]
+    columns = catalogue.columns(data[:, 1].astype(np.int64))
+    known = (columns < len(catalogue.product_ids)) & (
+        catalogue.product_ids[np.minimum(columns, len(catalogue.product_ids) - 1)] == data[:, 1].astype(np.int64)
+    )
+    return Interactions(
+        data[known, 0].astype(np.int64),
+        columns[known].astype(np.int64),
+        (before.timestamp() - data[known, 2]) / 86_400.0,
+        data[known, 3].astype(np.int8),
+    )
+
+
+def history_start(before: datetime, days: int) -> datetime:
+    return before - timedelta(days=days)
+
+
+def count_training_data(before: datetime, since: datetime) -> tuple[int, int]:
+    """Return (customers with kept orders, order lines of kept orders) in [since, before)."""
+    kept = Order.objects.filter(placed_at__lt=before, placed_at__gte=since).exclude(status__in=RETURNED_STATUSES)
+    buyers = kept.values("customer_id").distinct().count()
+    lines = OrderLine.objects.filter(order__in=kept).count()
+    return buyers, lines
