@@ -354,7 +354,10 @@ def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]],
             "customer": {
                 **row, "full_name": f"{first} {last}".strip(), "greeting_name": first or "there", "birth_date": "",
             },
-            "recommendations": [{**product, "price": f"{product['price']:.2f}"} for product in products],
+            "recommendations": [
+                {**product, "price": f"{product['price']:.2f}", "price_text": f"{product['price']:.2f} {product['currency']}"}
+                for product in products
+            ],
             "campaign": {"name": "Autumn picks"},
             "links": {"unsubscribe": unsubscribe, "shop": settings.SHOP_URL},
             "shop": shop,
