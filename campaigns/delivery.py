@@ -35,6 +35,7 @@ from campaigns.models import (
     TemplateVersion,
 )
 from campaigns.rendering import RenderError
+from campaigns.send_times import schedule_at_best_times
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
 from marketing.models import Consent, Customer, Suppression, SuppressionReason
@@ -91,6 +92,8 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
                 ],
             )
             queued = cursor.rowcount
+        if broadcast.send_at_best_time:
+            schedule_at_best_times(broadcast.pk, now)
         broadcast.status = BroadcastStatus.QUEUED
         broadcast.queued_at = now
         broadcast.save(update_fields=["status", "queued_at"])

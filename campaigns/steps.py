@@ -20,6 +20,7 @@ from campaigns.forecast_conditions import clean_condition
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
 from campaigns.pacing import customer_zone, frequency_cap_reached, next_local_time, quiet_until
 from campaigns.registry import ConfigError, Registry
+from campaigns.send_times import BEST_TIME, SEND_TIMES, best_time_to_send
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
 from ml.forecast_trends import category_trend
@@ -127,7 +128,7 @@ def _static_segment(config: dict) -> int:
 @steps.register("send_email")
 class SendEmail(StepType):
     label = "Send an e-mail"
-    example = {"template": "Picked for you"}
+    example = {"template": "Picked for you", "send_time": "best"}
 
     def clean(self, config, step_keys):
         value = config.get("template")
@@ -138,7 +139,12 @@ class SendEmail(StepType):
             raise StepError("template", f"no e-mail template {value!r}")
         if not template.variants.filter(current_version__isnull=False).exists():
             raise StepError("template", f"{template.name!r} has no saved content yet")
-        return {"template": template.pk}
+        send_time = config.get("send_time", "now")
+        if send_time not in SEND_TIMES:
+            raise StepError(
+                "send_time", f'must be "now" or "{BEST_TIME}" (each customer\'s best time within 24 hours); got {send_time!r}'
+            )
+        return {"template": template.pk, **({"send_time": send_time} if send_time == BEST_TIME else {})}
 
     def run(self, context):
         campaign = context.campaign
@@ -147,6 +153,11 @@ class SendEmail(StepType):
         reported = f"; {zone.problem}" if zone.problem else ""
         if zone.problem:
             logger.warning("enrollment %s: %s", context.enrollment.pk, zone.problem)
+        if context.step.config.get("send_time") == BEST_TIME:
+            first_due = context.enrollment.step_started_at
+            at = best_time_to_send(context.customer["pk"], context.now, zone.zone, first_due, campaign.quiet_hours)
+            if at > context.now:
+                return StepResult(f"waiting for the customer's best time, {at:%Y-%m-%d %H:%M} UTC{reported}", wait_until=at)
         if campaign.quiet_hours:
             until = quiet_until(context.now, zone.zone)
             if until is not None:

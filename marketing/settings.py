@@ -374,7 +374,8 @@ ML_RECOMMEND_MIN_PRODUCTS = env_int("ML_RECOMMEND_MIN_PRODUCTS", 10)
 ML_RECOMMEND_MIN_BUYERS = env_int("ML_RECOMMEND_MIN_BUYERS", 50)
 ML_RECOMMEND_MIN_ORDER_LINES = env_int("ML_RECOMMEND_MIN_ORDER_LINES", 200)
 ML_RECOMMEND_MIN_JUDGED_BUYERS = env_int("ML_RECOMMEND_MIN_JUDGED_BUYERS", 20)
-# Send times: below this many opens and clicks, a customer's hour of the day is used, not of the week.
+# Send times (the defaults when the month before the judged one is too thin to choose them on): below this
+# many opens and clicks, a customer's hour of the day is used, not of the week.
 ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS = env_int("ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS", 20)
 # Pseudo-engagements of the shop-wide pattern added to every customer's own (shrinkage).
 ML_SEND_TIME_PRIOR_STRENGTH = float(env_str("ML_SEND_TIME_PRIOR_STRENGTH") or 5.0)

@@ -32,6 +32,11 @@ class Broadcast(models.Model):
         help_text="Blank sends to every customer who may be mailed.",
     )
     status = models.CharField(max_length=8, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT)
+    send_at_best_time = models.BooleanField(
+        default=False,
+        help_text="Send each message at its customer's best time within the next 24 hours (outside quiet hours), "
+        "learned by train_send_times; without an active send-time model, everything goes at once.",
+    )
     queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
