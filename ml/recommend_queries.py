@@ -17,6 +17,7 @@ from ml.queries import RETURNED_STATUSES, _epoch, _stored
 from ml.recommend import CLICK, PURCHASE, VIEW, Interactions
 
 VIEWED, CLICKED = "product_viewed", "email_clicked"
+FETCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,16 @@ def read_interactions(
             f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
         )
         params += [CLICKED, *window, *bound_params]
+    blocks = []
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
-    if not rows:
+        # Rows become arrays a block at a time: ten million interactions never exist as Python tuples at once.
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            blocks.append(np.array(rows, dtype=np.float64))
+    if not blocks:
         return Interactions.empty()
-    data = np.array(rows, dtype=np.float64)
+    data = np.concatenate(blocks)
+    del blocks
     order = np.argsort(data[:, 0], kind="stable")
     data = data[order]
     columns = catalogue.columns(data[:, 1].astype(np.int64))

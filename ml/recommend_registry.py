@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 
@@ -56,8 +57,10 @@ def train_recommender(options: RecommenderOptions) -> ModelVersion:
     catalogue = read_catalogue()
     buyers, lines = count_training_data(split, split - timedelta(days=history_days))
     reasons = unmet(buyers, lines, len(catalogue.product_ids), recommendation_minimums())
-    future = read_interactions(catalogue, as_of, split, kinds=(PURCHASE,))
-    judged = len(set(future.customers.tolist()))
+    # One read serves the judged window, the history before it and the refit: ages are as of `as_of`.
+    everything = read_interactions(catalogue, as_of, split - timedelta(days=history_days))
+    future = everything.where((everything.age_days <= window) & (everything.kinds == PURCHASE))
+    judged = len(np.unique(future.customers))
     if judged < settings.ML_RECOMMEND_MIN_JUDGED_BUYERS:
         reasons.append(
             f"{judged} customers bought in the {window} days before {as_of:%Y-%m-%d}, the judged window; "
@@ -65,14 +68,15 @@ def train_recommender(options: RecommenderOptions) -> ModelVersion:
         )
     if reasons:
         raise NotEnoughData(reasons)
-    history = read_interactions(catalogue, split, split - timedelta(days=history_days))
+    history = everything.where(everything.age_days > window).older_by(-window)
     base = Params(exclude_bought_days=float(settings.ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS))
-    evaluation = evaluate(history, future, catalogue.product_ids, float(window), base)
-    model = fit_recommender(
-        read_interactions(catalogue, as_of, as_of - timedelta(days=history_days)),
-        catalogue.product_ids,
-        evaluation.params,
+    evaluation = evaluate(
+        history, future, catalogue.product_ids, float(window), base, settings.ML_RECOMMEND_EVALUATION_CUSTOMERS
     )
+    model = fit_recommender(
+        everything.where(everything.age_days <= history_days), catalogue.product_ids, evaluation.params
+    )
+    del everything, history
     metrics = {
         **evaluation.figures,
         "split": split.isoformat(),
