@@ -164,38 +164,47 @@ def recent_purchases(interactions: Interactions, customers: np.ndarray, products
 
 
 def item_similarity(matrix: sp.csr_matrix, neighbours: int, shrinkage: float) -> sp.csr_matrix:
-    """Return the shrunk cosine similarity of the matrix's columns, each row keeping its `neighbours` largest."""
-    matrix = matrix.tocsc().astype(np.float64)
+    """Return the shrunk cosine similarity of the matrix's columns, each row keeping its `neighbours` largest.
+
+    The cosine is multiplied by co / (co + shrinkage), co being the two columns' dot product (about the number
+    of customers they share, weighted), so two items one customer happened to touch together stay apart.
+    """
+    matrix = matrix.tocsr().astype(np.float64)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
-    binary = matrix.copy()
-    binary.data[:] = 1.0
-    dots = (matrix.T @ matrix).tocsr()
-    common = (binary.T @ binary).tocsr()
+    dots = (matrix.T.tocsr() @ matrix).tocsr()
     dots.setdiag(0)
     dots.eliminate_zeros()
-    common = common.multiply(dots.astype(bool)).tocsr()
-    dots.sort_indices()
-    common.sort_indices()
     rows = np.repeat(np.arange(dots.shape[0]), np.diff(dots.indptr))
-    cosine = dots.data / (norms[rows] * norms[dots.indices])
-    # Shrinking by the number of customers in common keeps two items one customer happened to share apart.
-    cosine *= common.data / (common.data + shrinkage)
-    similarity = sp.csr_matrix((cosine, dots.indices, dots.indptr), shape=dots.shape)
-    return keep_largest_per_row(similarity, neighbours)
+    co = dots.data
+    dots.data = co / (norms[rows] * norms[dots.indices]) * (co / (co + shrinkage) if shrinkage > 0 else 1.0)
+    return keep_largest_per_row(dots, neighbours)
 
 
 def keep_largest_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Return the matrix with only the `k` largest entries of each row."""
+    """Return the matrix (non-negative entries) with only the `k` largest entries of each row."""
     matrix = matrix.tocsr()
     counts = np.diff(matrix.indptr)
     if not len(matrix.data) or counts.max() <= k:
         return matrix
     rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((-matrix.data, rows))
+    order = _by_row_then_descending(rows, matrix.data)
     rank = np.arange(len(order)) - matrix.indptr[rows[order]]
     kept = order[rank < k]
     return sp.csr_matrix((matrix.data[kept], (rows[kept], matrix.indices[kept])), shape=matrix.shape)
+
+
+def _by_row_then_descending(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the order that sorts by row, then by value from largest.
+
+    Values are sorted once, then rows with a stable sort, which NumPy does by radix for 16-bit keys: together
+    several times faster than a lexsort of both.
+    """
+    by_value = np.argsort(-values.astype(np.float32))
+    keys = rows[by_value]
+    if len(keys) and keys.max() < np.iinfo(np.int16).max:
+        keys = keys.astype(np.int16)
+    return by_value[np.argsort(keys, kind="stable")]
 
 
 def popularity(interactions: Interactions, products: int, half_life_days: float) -> np.ndarray:
@@ -244,7 +253,7 @@ def top_n(
     rows = np.repeat(np.arange(count), np.diff(blended.indptr))
     keep = allowed[blended.indices] & (blended.data > 0)
     rows, columns, scores = rows[keep], blended.indices[keep], blended.data[keep]
-    order = np.lexsort((-scores, rows))
+    order = _by_row_then_descending(rows, scores)
     rows, columns, scores = rows[order], columns[order], scores[order]
     starts = np.searchsorted(rows, np.arange(count))
     rank = np.arange(len(rows)) - starts[rows]
@@ -361,7 +370,7 @@ def tuning_grid(base: Params) -> list[Params]:
     """Return the configurations tried on the inner validation window, those sharing a similarity together."""
     return [
         replace(base, half_life_days=half_life, popularity_weight=weight, view_weight=views)
-        for half_life in (60.0, 180.0, 365.0)
+        for half_life in (90.0, 365.0)
         for views in (0.1, 0.3)
         for weight in (0.1, 0.3, 1.0)
     ]
@@ -396,15 +405,19 @@ def evaluate(
     product_ids: np.ndarray,
     window_days: float,
     base: Params,
-    judged_limit: int = 50_000,
+    judged_limit: int = 20_000,
+    tuning_limit: int = 200_000,
 ) -> Evaluation:
     """Tune on the last `window_days` of `history`, then judge model and baselines on `future` (ages as of the split).
 
-    At most `judged_limit` customers are judged in each window, spread evenly over those who bought.
+    At most `judged_limit` customers are judged in each window, spread evenly over those who bought. Tuning
+    learns from every k-th customer only, about `tuning_limit` of them: enough to choose a configuration.
     """
     products = len(product_ids)
-    inner_past = history.where(history.age_days > window_days).older_by(-window_days)
-    inner_future = history.where(history.age_days <= window_days)
+    stride = max(1, math.ceil(len(np.unique(history.customers)) / tuning_limit))
+    tuned = history.where(history.customers % stride == 0) if stride > 1 else history
+    inner_past = tuned.where(tuned.age_days > window_days).older_by(-window_days)
+    inner_future = tuned.where(tuned.age_days <= window_days)
     inner_customers = judged_sample(
         np.unique(inner_future.where(inner_future.kinds == PURCHASE).customers), judged_limit
     )

@@ -6,10 +6,12 @@ product in an e-mail feeds the next training. Every read takes an upper bound: n
 seen, and ages are measured from it.
 """
 
+import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import connection
 
 from marketing.models import Event, Order, OrderLine, Product
@@ -94,16 +96,9 @@ def read_interactions(
             f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
         )
         params += [CLICKED, *window, *bound_params]
-    blocks = []
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        # Rows become arrays a block at a time: ten million interactions never exist as Python tuples at once.
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            blocks.append(np.array(rows, dtype=np.float64))
-    if not blocks:
+    data = _fetch_numbers(" UNION ALL ".join(parts), params)
+    if not len(data):
         return Interactions.empty()
-    data = np.concatenate(blocks)
-    del blocks
     order = np.argsort(data[:, 0], kind="stable")
     data = data[order]
     columns = catalogue.columns(data[:, 1].astype(np.int64))
@@ -116,6 +111,31 @@ def read_interactions(
         (before.timestamp() - data[known, 2]) / 86_400.0,
         data[known, 3].astype(np.int8),
     )
+
+
+def _fetch_numbers(query: str, params: list) -> np.ndarray:
+    """Return the query's rows as a float64 array of four columns.
+
+    PostgreSQL joins them into one CSV text server-side, parsed in C here: several times faster than a
+    Python tuple per row. Elsewhere rows become arrays a block at a time, never all tuples at once.
+    """
+    if connection.vendor == "postgresql":
+        joined = (
+            "SELECT string_agg(concat_ws(',', r.c0, r.c1, r.c2, r.c3), E'\\n') "
+            f"FROM ({query}) AS r (c0, c1, c2, c3)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(joined, params)
+            text = cursor.fetchone()[0]
+        if not text:
+            return np.empty((0, 4))
+        return pd.read_csv(io.StringIO(text), header=None, dtype=np.float64, engine="c").to_numpy()
+    blocks = []
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            blocks.append(np.array(rows, dtype=np.float64))
+    return np.concatenate(blocks) if blocks else np.empty((0, 4))
 
 
 def history_start(before: datetime, days: int) -> datetime:

@@ -71,7 +71,13 @@ def train_recommender(options: RecommenderOptions) -> ModelVersion:
     history = everything.where(everything.age_days > window).older_by(-window)
     base = Params(exclude_bought_days=float(settings.ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS))
     evaluation = evaluate(
-        history, future, catalogue.product_ids, float(window), base, settings.ML_RECOMMEND_EVALUATION_CUSTOMERS
+        history,
+        future,
+        catalogue.product_ids,
+        float(window),
+        base,
+        settings.ML_RECOMMEND_EVALUATION_CUSTOMERS,
+        settings.ML_RECOMMEND_TUNING_CUSTOMERS,
     )
     model = fit_recommender(
         everything.where(everything.age_days <= history_days), catalogue.product_ids, evaluation.params

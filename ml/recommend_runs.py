@@ -66,7 +66,8 @@ def recommend_chunk(chunk_id: int) -> int:
             Customer.objects.known_at(run.as_of)
             .filter(pk__gte=chunk.first_id, pk__lte=chunk.last_id)
             .order_by("pk")
-            .values_list("pk", flat=True),
+            .values_list("pk", flat=True)
+            .iterator(chunk_size=settings.ML_RECOMMEND_CHUNK_CUSTOMERS),
             dtype=np.int64,
         )
         catalogue = Catalogue(model.product_ids, in_stock_of(model.product_ids), [])
@@ -106,7 +107,8 @@ def write_recommendations(run: ScoringRun, chunk: ScoringChunk, customers, produ
         customers.tolist(), picked.tolist(), np.round(scores, 4).tolist(), found.tolist(), strict=True
     ):
         count = sum(valid)
-        rows.append((customer, json.dumps(products[:count]), json.dumps(values[:count])))
+        # Plain joins: the same JSON as json.dumps for lists of numbers, at a fraction of its cost.
+        rows.append((customer, f"[{','.join(map(str, products[:count]))}]", f"[{','.join(map(repr, values[:count]))}]"))
     if connection.vendor == "postgresql":
         computed_at = run.as_of.isoformat()
         payload = "".join(
