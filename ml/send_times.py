@@ -21,6 +21,12 @@ HOURS_PER_WEEK = 168
 HOURS_PER_DAY = 24
 STORED_WEEKLY_HOURS = 48  # enough for two of them to fall in any 24-hour window, most of the time
 WINDOW_HOURS = 24
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hour_label(hour_of_week: int) -> str:
+    """Return "Tue 08:00" for an hour of the week."""
+    return f"{DAYS[hour_of_week // HOURS_PER_DAY]} {hour_of_week % HOURS_PER_DAY:02d}:00"
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,8 @@ from django.utils import timezone
 from ml.management.commands._moments import as_of_moment
 from ml.registry import ActivationRefused
 from ml.send_time_registry import SendTimeOptions, activate_send_times, send_time_table, train_send_times
-from ml.send_times import HOURS_PER_DAY
+from ml.send_times import hour_label
 from ml.training import NotEnoughData
-
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def hour_label(hour_of_week: int) -> str:
-    return f"{DAYS[hour_of_week // HOURS_PER_DAY]} {hour_of_week % HOURS_PER_DAY:02d}:00"
 
 
 class Command(BaseCommand):
