@@ -367,7 +367,7 @@ ML_RECOMMEND_EVALUATION_DAYS = env_int("ML_RECOMMEND_EVALUATION_DAYS", 30)
 # What a customer bought this recently is never recommended to them.
 ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS = env_int("ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS", 30)
 # Picks stored per customer: more than an e-mail shows, so products out of stock at send time can be skipped.
-ML_RECOMMEND_STORED = env_int("ML_RECOMMEND_STORED", 20)
+ML_RECOMMEND_STORED = env_int("ML_RECOMMEND_STORED", 12)
 # About 1.5 s per chunk of 20,000 customers with ten products each (read, pick, COPY) in bench/recommend.py.
 ML_RECOMMEND_CHUNK_CUSTOMERS = env_int("ML_RECOMMEND_CHUNK_CUSTOMERS", 20_000)
 ML_RECOMMEND_MIN_PRODUCTS = env_int("ML_RECOMMEND_MIN_PRODUCTS", 10)

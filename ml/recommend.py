@@ -26,6 +26,8 @@ import scipy.sparse as sp
 PURCHASE, VIEW, CLICK = 0, 1, 2
 EVALUATION_K = 10
 EXCLUDED_PENALTY = 1e6
+# Similarity rows are finished in dense blocks of about this many cells (float32: 4 bytes each).
+SIMILARITY_BLOCK_CELLS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Params:
     view_weight: float = 0.3
     click_weight: float = 0.5
     popularity_weight: float = 0.3  # recent popularity's share next to the customer's best personal pick
-    neighbours: int = 50
+    neighbours: int = 30
     shrinkage: float = 5.0  # customers two items need in common before their cosine counts in full
     popular_candidates: int = 60
     exclude_bought_days: float = 30.0
@@ -168,17 +170,36 @@ def item_similarity(matrix: sp.csr_matrix, neighbours: int, shrinkage: float) ->
 
     The cosine is multiplied by co / (co + shrinkage), co being the two columns' dot product (about the number
     of customers they share, weighted), so two items one customer happened to touch together stay apart.
+    Rows are finished in dense blocks, where a partition finds each row's largest without sorting them all.
     """
-    matrix = matrix.tocsr().astype(np.float64)
+    matrix = matrix.tocsr().astype(np.float32)
+    products = matrix.shape[1]
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
-    dots = (matrix.T.tocsr() @ matrix).tocsr()
-    dots.setdiag(0)
-    dots.eliminate_zeros()
-    rows = np.repeat(np.arange(dots.shape[0]), np.diff(dots.indptr))
-    co = dots.data
-    dots.data = co / (norms[rows] * norms[dots.indices]) * (co / (co + shrinkage) if shrinkage > 0 else 1.0)
-    return keep_largest_per_row(dots, neighbours)
+    transposed = matrix.T.tocsr()
+    block = max(1, SIMILARITY_BLOCK_CELLS // max(products, 1))
+    keep = min(neighbours, max(products - 1, 0))
+    rows, columns, values = [], [], []
+    for start in range(0, products, block):
+        stop = min(start + block, products)
+        co = (transposed[start:stop] @ matrix).toarray()
+        co[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        cosine = co / (norms[start:stop, None] * norms[None, :])
+        if shrinkage > 0:
+            cosine *= co / (co + shrinkage)
+        if keep == 0:
+            continue
+        top = np.argpartition(-cosine, keep - 1, axis=1)[:, :keep]
+        picked = np.take_along_axis(cosine, top, axis=1)
+        kept = picked > 0
+        rows.append(np.nonzero(kept)[0] + start)
+        columns.append(top[kept])
+        values.append(picked[kept])
+    if not rows:
+        return sp.csr_matrix((products, products), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=(products, products)
+    )
 
 
 def keep_largest_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -7,12 +7,14 @@ seen, and ages are measured from it.
 """
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.conf import settings
+from django.db import connection, connections
 
 from marketing.models import Event, Order, OrderLine, Product
 from ml.queries import RETURNED_STATUSES, _epoch, _stored
@@ -48,6 +50,13 @@ def _json_text(column: str, key: str) -> str:
     return f"json_extract({column}, '$.{key}')"
 
 
+def _seconds(column: str) -> str:
+    """Return whole epoch seconds of a timestamp column: shorter text to send than fractions."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR({_epoch(column)})"
+    return f"CAST({_epoch(column)} AS INTEGER)"
+
+
 def _customer_bounds(column: str, first_id: int | None, last_id: int | None) -> tuple[str, list]:
     if first_id is None:
         return "", []
@@ -71,32 +80,33 @@ def read_interactions(
     )
     returned = ", ".join(f"'{status}'" for status in RETURNED_STATUSES)
     window = [_stored(since), _stored(before)]
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[list] = []
     if PURCHASE in kinds:
         bounds, bound_params = _customer_bounds("o.customer_id", first_id, last_id)
         parts.append(
-            f"SELECT o.customer_id, l.product_id, {_epoch('o.placed_at')}, {PURCHASE} FROM {orders} o "
+            f"SELECT o.customer_id, l.product_id, {_seconds('o.placed_at')}, {PURCHASE} FROM {orders} o "
             f"JOIN {lines} l ON l.order_id = o.id WHERE o.placed_at >= %s AND o.placed_at < %s "
             f"AND o.status NOT IN ({returned}){bounds}"
         )
-        params += window + bound_params
+        params.append(window + bound_params)
     if VIEW in kinds:
         bounds, bound_params = _customer_bounds("e.customer_id", first_id, last_id)
         parts.append(
-            f"SELECT e.customer_id, p.id, {_epoch('e.occurred_at')}, {VIEW} FROM {events} e "
+            f"SELECT e.customer_id, p.id, {_seconds('e.occurred_at')}, {VIEW} FROM {events} e "
             f"JOIN {products} p ON p.sku = {_json_text('e.properties', 'sku')} "
             f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
         )
-        params += [VIEWED, *window, *bound_params]
+        params.append([VIEWED, *window, *bound_params])
     if CLICK in kinds:
         bounds, bound_params = _customer_bounds("e.customer_id", first_id, last_id)
         parts.append(
-            f"SELECT e.customer_id, p.id, {_epoch('e.occurred_at')}, {CLICK} FROM {events} e "
+            f"SELECT e.customer_id, p.id, {_seconds('e.occurred_at')}, {CLICK} FROM {events} e "
             f"JOIN {products} p ON p.url = {_json_text('e.properties', 'url')} AND p.url <> '' "
             f"WHERE e.name = %s AND e.occurred_at >= %s AND e.occurred_at < %s{bounds}"
         )
-        params += [CLICKED, *window, *bound_params]
-    data = _fetch_numbers(" UNION ALL ".join(parts), params)
+        params.append([CLICKED, *window, *bound_params])
+    data = _fetch_parts(parts, params)
     if not len(data):
         return Interactions.empty()
     order = np.argsort(data[:, 0], kind="stable")
@@ -111,6 +121,24 @@ def read_interactions(
         (before.timestamp() - data[known, 2]) / 86_400.0,
         data[known, 3].astype(np.int8),
     )
+
+
+def _fetch_parts(parts: list[str], params: list[list]) -> np.ndarray:
+    """Run each part's query and stack the rows; on PostgreSQL, parts run at once on their own connections."""
+    threads = min(settings.ML_READ_THREADS, len(parts))
+    if connection.vendor == "postgresql" and threads > 1 and not connection.in_atomic_block:
+        with ThreadPoolExecutor(threads) as pool:
+            blocks = list(pool.map(_fetch_closing, parts, params))
+    else:
+        blocks = [_fetch_numbers(query, values) for query, values in zip(parts, params, strict=True)]
+    return np.concatenate(blocks) if blocks else np.empty((0, 4))
+
+
+def _fetch_closing(query: str, params: list) -> np.ndarray:
+    try:
+        return _fetch_numbers(query, params)
+    finally:
+        connections.close_all()  # this thread's connections only
 
 
 def _fetch_numbers(query: str, params: list) -> np.ndarray:

@@ -89,9 +89,10 @@ def recommend_chunk(chunk_id: int) -> int:
 
 
 def in_stock_of(product_ids: np.ndarray) -> np.ndarray:
-    """Return, per product id, whether it exists and is in stock now."""
-    stocked = set(Product.objects.filter(pk__in=product_ids.tolist(), in_stock=True).values_list("pk", flat=True))
-    return np.fromiter((pk in stocked for pk in product_ids.tolist()), dtype=bool, count=len(product_ids))
+    """Return, per product id (ascending), whether it still exists and is in stock now."""
+    existing = np.fromiter(Product.objects.order_by("pk").values_list("pk", flat=True), dtype=np.int64)
+    missing = np.fromiter(Product.objects.filter(in_stock=False).values_list("pk", flat=True), dtype=np.int64)
+    return np.isin(product_ids, existing) & ~np.isin(product_ids, missing)
 
 
 def write_recommendations(run: ScoringRun, chunk: ScoringChunk, customers, product_ids, columns, scores) -> None:
