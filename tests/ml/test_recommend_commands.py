@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from campaigns.context import build_context, customer_data, product_data
 from marketing.models import OrderStatus, Product
 from ml.models import PRODUCT_RECOMMENDATIONS, ModelStatus, ModelVersion, Recommendation
 from ml.recommend import CLICK, PURCHASE, VIEW
@@ -141,19 +140,3 @@ def test_rolling_back_restores_the_earlier_versions_picks(store, django_capture_
     assert (restored.pk, first.status, second.status) == (first.pk, ModelStatus.ACTIVE, ModelStatus.RETIRED)
     assert Recommendation.objects.filter(model_version=first).count() == 20
     assert Recommendation.objects.filter(model_version=second).count() == 20
-
-
-def test_a_product_without_image_or_price_shows_neither():
-    card = product_data({"sku": "X1", "name": "Mystery box", "url": "https://shop.example.com/x1", "price": None})
-
-    assert (card["image_url"], card["price"], card["price_text"]) == ("", "", "")
-
-
-def test_category_picks_put_the_customers_own_first_then_stop_at_ten():
-    products = [{"sku": f"S{n}", "name": f"S{n}", "category": "shoes" if n % 3 == 0 else "hats", "price": 5} for n in range(40)]
-
-    context = build_context(customer_data({"first_name": "Ada"}), recommendations=products)
-
-    assert [card["sku"] for card in context["recommendations"]] == [f"S{n}" for n in range(10)]
-    assert [card["sku"] for card in context["category_recommendations"]["shoes"]] == [f"S{n}" for n in range(0, 30, 3)]
-    assert context["category_recommendations"]["socks"] == []
