@@ -30,7 +30,7 @@ class Command(BaseCommand):
             raise CommandError("not enough data to train a recommender:\n- " + "\n- ".join(refusal.reasons)) from None
         metrics = version.metrics
         self.stdout.write(
-            f"Trained {version} on data before {moment:%Y-%m-%d %H:%M} UTC; judged on purchases in the "
+            f"Trained recommender v{version.version} on data before {moment:%Y-%m-%d %H:%M} UTC; judged on purchases in the "
             f"{metrics['window_days']} days after {metrics['split'][:10]} by "
             f"{metrics['model']['customers']:,} customers, {metrics['products']:,} products."
         )

@@ -36,12 +36,12 @@ class Command(BaseCommand):
             f"  judged on the next engagement of {metrics['customers']:,} customers in the {metrics['window_days']} "
             f"days after {metrics['split'][:10]}:"
         )
+        for line in send_time_table(metrics):
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             f"  chosen on the 30 days before the split: shrinkage {version.params['prior_strength']:g} engagements, "
             f"hour of the week from {version.params['weekly_minimum']} engagements"
         )
-        for line in send_time_table(metrics):
-            self.stdout.write(f"  {line}")
         if activate:
             try:
                 activate_send_times(version, force=force)
