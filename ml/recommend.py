@@ -65,7 +65,7 @@ class Params:
     popularity_weight: float = 0.3  # recent popularity's share next to the customer's best personal pick
     neighbours: int = 30
     shrinkage: float = 5.0  # customers two items need in common before their cosine counts in full
-    popular_candidates: int = 60
+    popular_candidates: int = 40  # exact while fewer than 40 - n of them are excluded for a customer
     exclude_bought_days: float = 30.0
 
     def as_dict(self) -> dict:
