@@ -63,7 +63,7 @@ class Params:
     view_weight: float = 0.3
     click_weight: float = 0.5
     popularity_weight: float = 0.3  # recent popularity's share next to the customer's best personal pick
-    neighbours: int = 30
+    neighbours: int = 20
     shrinkage: float = 5.0  # customers two items need in common before their cosine counts in full
     popular_candidates: int = 40  # exact while fewer than 40 - n of them are excluded for a customer
     exclude_bought_days: float = 30.0

@@ -95,21 +95,36 @@ def in_stock_of(product_ids: np.ndarray) -> np.ndarray:
     return np.isin(product_ids, existing) & ~np.isin(product_ids, missing)
 
 
+def json_rows(product_ids: np.ndarray, columns: np.ndarray, scores: np.ndarray) -> tuple[list[str], list[str]]:
+    """Return each row's product ids and scores as JSON arrays, leaving out the -1 columns of missing picks.
+
+    One json.dumps of the whole matrix, split into rows, costs a fraction of one call per customer.
+    """
+    found = columns >= 0
+    picked = np.where(found, product_ids[np.maximum(columns, 0)], -1)
+    rounded = np.round(scores.astype(np.float64), 4)
+    if found.all():
+        return _split_rows(json.dumps(picked.tolist())), _split_rows(json.dumps(rounded.tolist()))
+    counts = found.sum(axis=1).tolist()
+    return (
+        [json.dumps(row[:count]) for row, count in zip(picked.tolist(), counts, strict=True)],
+        [json.dumps(row[:count]) for row, count in zip(rounded.tolist(), counts, strict=True)],
+    )
+
+
+def _split_rows(matrix_json: str) -> list[str]:
+    if matrix_json == "[]":
+        return []
+    return [f"[{row}]" for row in matrix_json[2:-2].split("], [")]
+
+
 def write_recommendations(run: ScoringRun, chunk: ScoringChunk, customers, product_ids, columns, scores) -> None:
     """Replace the version's picks of the chunk's id range with these, in bulk."""
     version_id = run.model_version_id
     Recommendation.objects.filter(
         model_version_id=version_id, customer_id__gte=chunk.first_id, customer_id__lte=chunk.last_id
     ).delete()
-    found = columns >= 0
-    picked = np.where(found, product_ids[np.maximum(columns, 0)], -1)
-    rows = []
-    for customer, products, values, valid in zip(
-        customers.tolist(), picked.tolist(), np.round(scores, 4).tolist(), found.tolist(), strict=True
-    ):
-        count = sum(valid)
-        # Plain joins: the same JSON as json.dumps for lists of numbers, at a fraction of its cost.
-        rows.append((customer, f"[{','.join(map(str, products[:count]))}]", f"[{','.join(map(repr, values[:count]))}]"))
+    rows = list(zip(customers.tolist(), *json_rows(product_ids, columns, scores), strict=True))
     if connection.vendor == "postgresql":
         computed_at = run.as_of.isoformat()
         payload = "".join(
