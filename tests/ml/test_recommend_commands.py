@@ -12,6 +12,7 @@ from marketing.models import OrderStatus, Product
 from ml.models import PRODUCT_RECOMMENDATIONS, ModelStatus, ModelVersion, Recommendation
 from ml.recommend import CLICK, PURCHASE, VIEW
 from ml.recommend_queries import read_catalogue, read_interactions
+from ml.recommend_runs import json_rows
 from ml.recommendations import active_recommendations
 from ml.registry import roll_back
 from tests.factories import CustomerFactory, EventFactory, OrderFactory, OrderLineFactory, ProductFactory
@@ -140,3 +141,15 @@ def test_rolling_back_restores_the_earlier_versions_picks(store, django_capture_
     assert (restored.pk, first.status, second.status) == (first.pk, ModelStatus.ACTIVE, ModelStatus.RETIRED)
     assert Recommendation.objects.filter(model_version=first).count() == 20
     assert Recommendation.objects.filter(model_version=second).count() == 20
+
+
+def test_picks_are_written_as_json_without_the_missing_ones():
+    product_ids = np.array([101, 102, 103])
+    columns = np.array([[2, 0], [1, -1]])
+    scores = np.array([[0.5, 0.25], [0.123456, 0.0]], dtype=np.float32)
+
+    ids, values = json_rows(product_ids, columns, scores)
+    full_ids, full_values = json_rows(product_ids, columns[:1], scores[:1])
+
+    assert (ids, values) == (["[103, 101]", "[102]"], ["[0.5, 0.25]", "[0.1235]"])
+    assert (full_ids, full_values) == (["[103, 101]"], ["[0.5, 0.25]"])
