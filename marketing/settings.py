@@ -377,7 +377,7 @@ ML_RECOMMEND_MIN_JUDGED_BUYERS = env_int("ML_RECOMMEND_MIN_JUDGED_BUYERS", 20)
 # Customers judged per window at most, spread evenly over those who bought (figures to about ±0.005), and
 # customers whose histories the configuration is chosen on: training stays under a minute at a million.
 ML_RECOMMEND_EVALUATION_CUSTOMERS = env_int("ML_RECOMMEND_EVALUATION_CUSTOMERS", 20_000)
-ML_RECOMMEND_TUNING_CUSTOMERS = env_int("ML_RECOMMEND_TUNING_CUSTOMERS", 200_000)
+ML_RECOMMEND_TUNING_CUSTOMERS = env_int("ML_RECOMMEND_TUNING_CUSTOMERS", 100_000)
 # Send times (the defaults when the month before the judged one is too thin to choose them on): below this
 # many opens and clicks, a customer's hour of the day is used, not of the week.
 ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS = env_int("ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS", 20)

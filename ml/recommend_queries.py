@@ -9,7 +9,7 @@ seen, and ages are measured from it.
 import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -164,15 +164,3 @@ def _fetch_numbers(query: str, params: list) -> np.ndarray:
         while rows := cursor.fetchmany(FETCH_ROWS):
             blocks.append(np.array(rows, dtype=np.float64))
     return np.concatenate(blocks) if blocks else np.empty((0, 4))
-
-
-def history_start(before: datetime, days: int) -> datetime:
-    return before - timedelta(days=days)
-
-
-def count_training_data(before: datetime, since: datetime) -> tuple[int, int]:
-    """Return (customers with kept orders, order lines of kept orders) in [since, before)."""
-    kept = Order.objects.filter(placed_at__lt=before, placed_at__gte=since).exclude(status__in=RETURNED_STATUSES)
-    buyers = kept.values("customer_id").distinct().count()
-    lines = OrderLine.objects.filter(order__in=kept).count()
-    return buyers, lines

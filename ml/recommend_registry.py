@@ -28,7 +28,7 @@ from ml.recommend import (
     fit_recommender,
     unmet,
 )
-from ml.recommend_queries import count_training_data, read_catalogue, read_interactions
+from ml.recommend_queries import read_catalogue, read_interactions
 from ml.registry import ActivationRefused, activate_version
 from ml.training import NotEnoughData
 
@@ -55,10 +55,11 @@ def train_recommender(options: RecommenderOptions) -> ModelVersion:
     history_days = settings.ML_RECOMMEND_HISTORY_DAYS
     split = as_of - timedelta(days=window)
     catalogue = read_catalogue()
-    buyers, lines = count_training_data(split, split - timedelta(days=history_days))
-    reasons = unmet(buyers, lines, len(catalogue.product_ids), recommendation_minimums())
-    # One read serves the judged window, the history before it and the refit: ages are as of `as_of`.
+    # One read serves the data gates, the judged window, the history before it and the refit: ages are as of `as_of`.
     everything = read_interactions(catalogue, as_of, split - timedelta(days=history_days))
+    bought_before = everything.where((everything.kinds == PURCHASE) & (everything.age_days > window))
+    buyers, lines = len(np.unique(bought_before.customers)), len(bought_before.customers)
+    reasons = unmet(buyers, lines, len(catalogue.product_ids), recommendation_minimums())
     future = everything.where((everything.age_days <= window) & (everything.kinds == PURCHASE))
     judged = len(np.unique(future.customers))
     if judged < settings.ML_RECOMMEND_MIN_JUDGED_BUYERS:
