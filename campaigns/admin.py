@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -43,9 +42,9 @@ from campaigns.results import campaign_results, results_table_html
 from campaigns.schedules import sync_schedule
 from campaigns.simulation import simulate
 from campaigns.steps import StepError, steps
-from campaigns.tasks import queue_broadcast_task
 from campaigns.triggers import TriggerError, triggers
 from campaigns.versions import lint_variant, publish_variant
+from marketing.enqueue import enqueue_on_commit
 from marketing.models import Customer
 
 # --- SEO and social content ------------------------------------------------------------------
@@ -341,7 +340,7 @@ class BroadcastAdmin(admin.ModelAdmin):
     def send_now(self, request, queryset) -> None:
         drafts = list(queryset.filter(status=BroadcastStatus.DRAFT).values_list("pk", flat=True))
         for broadcast_id in drafts:
-            transaction.on_commit(lambda broadcast_id=broadcast_id: queue_broadcast_task.delay(broadcast_id))
+            enqueue_on_commit("campaigns.queue_broadcast", broadcast_id)
         self.message_user(
             request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts."
         )

@@ -37,6 +37,7 @@ from campaigns.models import (
 from campaigns.rendering import RenderError
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
+from marketing.enqueue import enqueue
 from marketing.models import Consent, Customer, Suppression, SuppressionReason
 from marketing.segments.refresh import members_of
 from marketing.suppression import email_hash
@@ -123,9 +124,7 @@ def dispatch_after_commit() -> None:
 
 
 def send_later(message_ids: list[int]) -> None:
-    from campaigns.tasks import send_messages_task
-
-    send_messages_task.delay(message_ids)
+    enqueue("campaigns.send_messages", message_ids)
 
 
 def dispatch_due_messages(now: datetime | None = None) -> int:

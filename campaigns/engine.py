@@ -40,6 +40,7 @@ from campaigns.models import (
 from campaigns.schedules import sync_schedule
 from campaigns.steps import StepContext, StepError, StepResult, steps
 from campaigns.triggers import Candidate, StoredEvent, TriggerError, triggers
+from marketing.enqueue import enqueue
 from marketing.models import Customer, Event, SegmentMembership
 from marketing.segments.refresh import members_of
 
@@ -188,11 +189,9 @@ def enroll(
 
 
 def _advance_later(enrollment_ids: list[int]) -> None:
-    from campaigns.tasks import advance_enrollments_task
-
     size = settings.ENGINE_BATCH_SIZE
     for start in range(0, len(enrollment_ids), size):
-        advance_enrollments_task.delay(enrollment_ids[start : start + size])
+        enqueue("campaigns.advance_enrollments", enrollment_ids[start : start + size])
 
 
 def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
@@ -227,9 +226,7 @@ def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
 
 def hand_events_to_engine(event_ids: list[int]) -> None:
     """Listen for newly stored events (registered with marketing at start): match triggers in a worker."""
-    from campaigns.tasks import enroll_for_events_task
-
-    enroll_for_events_task.delay(event_ids)
+    enqueue("campaigns.enroll_for_events", event_ids)
 
 
 def enroll_by_hand(campaign: Campaign, customer_ids: list[int], now: datetime | None = None) -> int:

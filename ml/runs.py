@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketing.enqueue import enqueue
 from ml.models import PURCHASE_PROPENSITY, ChunkStatus, ModelVersion, RunStatus, Score, ScoringChunk, ScoringRun
 from ml.queries import READ_CHUNK_CUSTOMERS, customer_ids, id_ranges, read_aggregates, read_season_index
 from ml.registry import scorer_for
@@ -69,10 +70,8 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
 
 def enqueue_pending_chunks(run: ScoringRun) -> int:
     """Send one task per pending chunk once the surrounding transaction commits."""
-    from ml.tasks import score_chunk_task  # the tasks module imports this one
-
     chunk_ids = list(run.chunks.pending().values_list("pk", flat=True))
-    transaction.on_commit(lambda: [score_chunk_task.delay(chunk_id) for chunk_id in chunk_ids])
+    transaction.on_commit(lambda: [enqueue("ml.score_chunk", chunk_id) for chunk_id in chunk_ids])
     return len(chunk_ids)
 
 

@@ -7,23 +7,21 @@ the rules would select without saving anything, and follows the segment's size o
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from marketing.enqueue import enqueue_on_commit
 from marketing.models import Segment, SegmentChange, SegmentKind, SegmentRule, SegmentSize
 from marketing.segments.compiler import RuleSpec, check_rules
 from marketing.segments.refresh import freeze_segment, preview
 from marketing.segments.registry import rule_types
-from marketing.tasks import refresh_segment_task
 
 PREVIEW = "_preview"  # name of the submit button that previews instead of saving
 CHART_POINTS = 90
@@ -144,7 +142,7 @@ def size_chart(sizes: list[tuple[datetime, int]], width: int = 640, height: int 
 
 def enqueue_refresh(segment_id: int) -> None:
     """Refresh the segment in a worker once the current transaction has committed."""
-    transaction.on_commit(partial(refresh_segment_task.delay, segment_id))
+    enqueue_on_commit("marketing.refresh_segment", segment_id)
 
 
 @admin.register(Segment)
