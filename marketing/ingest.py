@@ -320,6 +320,7 @@ def _write(events: list[ValidEvent], report: IngestReport, now: datetime) -> Non
                 name=event.name,
                 occurred_at=event.occurred_at,
                 properties=event.properties,
+                live=True,
             )
             for event in pending
         ]

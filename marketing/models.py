@@ -203,6 +203,11 @@ class Event(models.Model):
     occurred_at = models.DateTimeField()
     properties = models.JSONField(blank=True, db_default={}, default=dict)
     created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+    live = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Sent as it happened (the events API), so it may start campaigns; imported history never does.",
+    )
 
     class Meta:
         ordering = ["-occurred_at"]

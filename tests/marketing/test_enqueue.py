@@ -65,10 +65,13 @@ def test_enqueue_on_commit_sends_nothing_when_the_transaction_rolls_back(monkeyp
     calls: list[list[int]] = []
     monkeypatch.setattr("campaigns.tasks.send_messages", lambda ids: calls.append(ids) or _Report())
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
-        with transaction.atomic():
-            enqueue_on_commit("campaigns.send_messages", [1])
-            raise RuntimeError("rolled back")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        enqueue_on_commit("campaigns.send_messages", [1])
+        raise RuntimeError("rolled back")
     with django_capture_on_commit_callbacks(execute=True):
         enqueue_on_commit("campaigns.send_messages", [2])
 
