@@ -307,12 +307,22 @@ class TestSendForm(forms.Form):
 
 @admin.register(Broadcast)
 class BroadcastAdmin(admin.ModelAdmin):
-    list_display = ["name", "template", "segment", "status", "queued_at", "sent", "failed", "suppressed", "unknown"]
+    list_display = [
+        "name", "template", "segment", "status", "pacing", "queued_at", "sent", "failed", "suppressed", "unknown",
+    ]  # fmt: skip
     list_filter = ["status"]
     search_fields = ["name"]
     autocomplete_fields = ["template"]
     readonly_fields = ["status", "queued_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "template", "segment", "status", "queued_at", "created_at"]}),
+        ("Frequency cap and quiet hours", {"fields": ["pacing_exemption"]}),
+    ]
     actions = ["send_now"]
+
+    @admin.display(description="cap and quiet hours")
+    def pacing(self, broadcast: Broadcast) -> str:
+        return f"ignored: {broadcast.pacing_exemption}" if broadcast.pacing_exemption else "respected"
 
     def get_queryset(self, request):
         counts = {

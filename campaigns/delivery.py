@@ -34,6 +34,7 @@ from campaigns.models import (
     TemplateVariant,
     TemplateVersion,
 )
+from campaigns.pacing import Decision, Paced, pace
 from campaigns.rendering import RenderError
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
@@ -77,6 +78,7 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
         audience_sql, audience_params = (
             broadcast_audience(broadcast).order_by().values("pk", "email").query.sql_with_params()
         )
+        at = connection.ops.adapt_datetimefield_value(now)  # SQLite compares the text Django writes
         with connection.cursor() as cursor:
             cursor.execute(
                 _QUEUE_SQL.format(table=Message._meta.db_table, audience=audience_sql),
@@ -85,9 +87,9 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
                     broadcast.pk,
                     broadcast.template_id,
                     MessageStatus.QUEUED.value,
-                    now,
-                    now,
-                    now,
+                    at,
+                    at,
+                    at,
                     *audience_params,
                 ],
             )
@@ -141,19 +143,63 @@ def dispatch_due_messages(now: datetime | None = None) -> int:
 
 
 def claim(message_ids: list[int], now: datetime) -> list[int]:
-    """Move the given due messages to `sending`; return the ones this caller now owns."""
+    """Move the given due messages that may leave now to `sending`; return the ones this caller now owns."""
+    return claim_paced(message_ids, now)[0]
+
+
+def claim_paced(message_ids: list[int], now: datetime) -> tuple[list[int], dict[int, Decision]]:
+    """Claim the due messages that may leave now; return them and the pacing decision of every marketing one.
+
+    Marketing messages go through the frequency cap and quiet hours here (`campaigns.pacing.pace`),
+    inside the claiming transaction: one held for quiet hours stays queued until the morning, one
+    over the cap is suppressed with the reason. Transactional kinds and exempt broadcasts pass.
+    """
     with transaction.atomic():
-        owned = list(
+        rows = list(
             Message.objects.due(now)
             .filter(pk__in=message_ids)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list(
+                "pk", "kind", "customer_id", "broadcast__pacing_exemption", "enrollment__campaign__quiet_hours",
+                "enrollment__campaign__frequency_cap", "enrollment__campaign__frequency_window_hours",
+            )
+        )  # fmt: skip
+        paced = [
+            Paced(pk, customer_id, quiet_hours is not False, cap, window)
+            for pk, kind, customer_id, exemption, quiet_hours, cap, window in rows
+            if kind == MessageKind.MARKETING and not exemption
+        ]
+        decisions = pace(paced, now) if paced else {}
+        owned = [row[0] for row in rows if row[0] not in decisions or decisions[row[0]].sends]
+        _record_pacing(decisions, now)
         if owned:
             Message.objects.filter(pk__in=owned).update(
                 status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
             )
-    return owned
+        if any(decision.refusal for decision in decisions.values()):
+            transaction.on_commit(
+                lambda: _close_finished_broadcasts(
+                    set(Message.objects.filter(pk__in=list(decisions), broadcast__isnull=False).values_list("broadcast_id", flat=True))
+                )
+            )
+    return owned, decisions
+
+
+def _record_pacing(decisions: dict[int, Decision], now: datetime) -> None:
+    """Write the messages held for quiet hours (still queued) and the capped ones (suppressed), grouped."""
+    held: dict[tuple[datetime, str], list[int]] = {}
+    refused: dict[str, list[int]] = {}
+    for pk, decision in decisions.items():
+        if decision.hold_until is not None:
+            held.setdefault((decision.hold_until, decision.note), []).append(pk)
+        elif decision.refusal:
+            refused.setdefault(decision.refusal, []).append(pk)
+    for (until, note), pks in held.items():
+        Message.objects.filter(pk__in=pks).update(next_attempt_at=until, error=f"waits: {note}"[:2000], updated_at=now)
+    for reason, pks in refused.items():
+        Message.objects.filter(pk__in=pks).update(
+            status=MessageStatus.SUPPRESSED, error=f"not sent: {reason}"[:2000], updated_at=now
+        )
 
 
 def versions_by_locale(template_ids: set[int]) -> dict[int, dict[str, TemplateVersion]]:
@@ -240,8 +286,13 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     """Claim, check, render and send a batch of messages over one connection; record every outcome."""
     now = now or timezone.now()
     report = BatchReport()
-    owned = claim(message_ids, now)
+    owned, decisions = claim_paced(message_ids, now)
     report.claimed = len(owned)
+    report.outcomes.update(
+        "held for quiet hours" if decision.hold_until is not None else MessageStatus.SUPPRESSED
+        for decision in decisions.values()
+        if not decision.sends
+    )
     if not owned:
         return report
     messages = list(
@@ -287,6 +338,10 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
 
     if pending:
         _deliver(pending, now)
+    for message in messages:
+        note = decisions[message.pk].note if message.pk in decisions else ""
+        if note and message.status == MessageStatus.SENT:
+            message.error = note  # an unreadable time zone is reported with the outcome, never silent
     record_outcomes(messages, now)
     report.outcomes.update(message.status for message in messages)
     _close_finished_broadcasts({message.broadcast_id for message in messages if message.broadcast_id})

@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from campaigns.forecast_conditions import clean_condition
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
-from campaigns.pacing import customer_zone, frequency_cap_reached, next_local_time, quiet_until
+from campaigns.pacing import customer_zone, next_local_time
 from campaigns.registry import ConfigError, Registry
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
@@ -141,24 +141,9 @@ class SendEmail(StepType):
         return {"template": template.pk}
 
     def run(self, context):
-        campaign = context.campaign
-        zone = customer_zone(context.customer.get("timezone") or "")
-        # An unreadable zone never drops the message: it falls back, and every outcome says so.
-        reported = f"; {zone.problem}" if zone.problem else ""
-        if zone.problem:
-            logger.warning("enrollment %s: %s", context.enrollment.pk, zone.problem)
-        if campaign.quiet_hours:
-            until = quiet_until(context.now, zone.zone)
-            if until is not None:
-                return StepResult(
-                    f"quiet hours in {zone.zone.key} until {until:%Y-%m-%d %H:%M} UTC{reported}", wait_until=until
-                )
-        capped = frequency_cap_reached(
-            context.customer["pk"], context.now, campaign.frequency_cap, campaign.frequency_window_hours
-        )
-        if capped:
-            return StepResult(f"not sent: {capped}{reported}")
-        return StepResult(context.effects.send_email(context, context.step.config["template"]) + reported)
+        # The frequency cap and quiet hours are decided when delivery claims the message, for every
+        # marketing message alike (campaigns.pacing.pace): the step queues it and moves on.
+        return StepResult(context.effects.send_email(context, context.step.config["template"]))
 
 
 @steps.register("wait")

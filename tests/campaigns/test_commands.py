@@ -19,7 +19,7 @@ def send(*arguments: str) -> str:
 
 
 @pytest.mark.django_db(transaction=True)  # commits as the command does in production, so tasks run before it reports
-def test_a_broadcast_to_a_static_segment_installs_the_starter_and_sends_to_its_mailable_members():
+def test_a_broadcast_to_a_static_segment_installs_the_starter_and_sends_to_its_mailable_members(office_hours):
     members = [CustomerFactory(), CustomerFactory(), CustomerFactory(consent_state=Consent.OPTED_OUT)]
     CustomerFactory()  # not a member
     segment = Segment.objects.create(name="VIP", kind="static")
