@@ -148,10 +148,10 @@ def enqueue_refresh(segment_id: int) -> None:
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
-    list_display = ["name", "kind", "match", "size", "last_calculated_at", "errors"]
+    list_display = ["name", "kind", "match", "size", "last_calculated_at", "errors", "next_try"]
     list_filter = ["kind"]
     search_fields = ["name"]
-    readonly_fields = ["size", "version", "last_calculated_at", "errors_calculating", "last_error"]
+    readonly_fields = ["size", "version", "last_calculated_at", "errors_calculating", "last_error", "retry_at"]
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "match", "refresh_every_minutes"]}),
         ("Recalculation", {"fields": readonly_fields}),
@@ -162,6 +162,17 @@ class SegmentAdmin(admin.ModelAdmin):
     @admin.display(description="errors")
     def errors(self, segment: Segment) -> str:
         return Truncator(segment.last_error).chars(60)
+
+    @admin.display(description="next try", ordering="retry_at")
+    def next_try(self, segment: Segment):
+        return segment.retry_at or "—"
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        """Save the rules, then refresh the segment once they are committed: its size is never a stale 0."""
+        super().save_related(request, form, formsets, change)
+        if form.instance.kind == SegmentKind.DYNAMIC:
+            enqueue_refresh(form.instance.pk)
+            self.message_user(request, f"Refresh of {form.instance} queued; its size shows once it has run.")
 
     def get_form(self, request: HttpRequest, obj: Segment | None = None, change: bool = False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)
