@@ -45,6 +45,7 @@ from campaigns.steps import StepError, steps
 from campaigns.triggers import TriggerError, triggers
 from campaigns.versions import lint_variant, publish_variant
 from marketing.enqueue import enqueue_on_commit
+from marketing.event_names import unknown_event_warnings
 from marketing.models import Customer
 
 # --- SEO and social content ------------------------------------------------------------------
@@ -440,6 +441,17 @@ class StepInline(admin.TabularInline):
     ordering = ["position"]
 
 
+def campaign_event_names(campaign: Campaign) -> list[str]:
+    """Return the event names a saved campaign's trigger and steps wait for."""
+    names = []
+    if campaign.trigger_type in triggers:
+        names += triggers.get(campaign.trigger_type).event_names(campaign.trigger_config or {})
+    for step in campaign.steps.all():
+        if step.type in steps:
+            names += steps.get(step.type).event_names(step.config or {})
+    return names
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
@@ -468,6 +480,8 @@ class CampaignAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         if form.instance.status == CampaignStatus.ACTIVE:
             sync_schedule(form.instance)  # an active recurring campaign's new crontab reaches beat at once
+        for warning in unknown_event_warnings(campaign_event_names(form.instance)):
+            self.message_user(request, warning, messages.WARNING)
 
     def _may_launch(self, request) -> bool:
         return request.user.has_perm("campaigns.launch_campaign")

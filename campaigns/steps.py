@@ -20,6 +20,7 @@ from campaigns.forecast_conditions import clean_condition
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
 from campaigns.pacing import customer_zone, next_local_time
 from campaigns.registry import ConfigError, Registry
+from marketing.event_names import EventNameError, check_event_name
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
 from ml.forecast_trends import category_trend
@@ -92,6 +93,10 @@ class StepType(ABC):
 
     def targets(self, config: dict[str, Any]) -> list[str]:
         """Return the step keys this step may jump to."""
+        return []
+
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        """Return the event names the (cleaned) config refers to, so saving can warn of names never received."""
         return []
 
 
@@ -212,9 +217,10 @@ class Branch(StepType):
                 config["forecast"], lambda field, message: StepError(f"forecast.{field}", message)
             ).as_config()
         elif condition == "event_since_entry":
-            if not isinstance(config["event_since_entry"], str) or not config["event_since_entry"]:
-                raise StepError("event_since_entry", "must be an event name, e.g. product_viewed")
-            cleaned["event_since_entry"] = config["event_since_entry"]
+            try:
+                cleaned["event_since_entry"] = check_event_name(config["event_since_entry"])
+            except EventNameError as error:
+                raise StepError("event_since_entry", str(error)) from None
         else:
             if config["ordered_since_entry"] is not True:
                 raise StepError("ordered_since_entry", "must be true")
@@ -223,6 +229,13 @@ class Branch(StepType):
 
     def targets(self, config):
         return [config["then"], config["else"]]
+
+    def event_names(self, config):
+        if "event_since_entry" in config:
+            return [config["event_since_entry"]]
+        if "rule" in config:
+            return rule_types.get(config["rule"]["type"]).event_names(config["rule"]["config"])
+        return []
 
     def run(self, context):
         config, customer_id = context.step.config, context.customer["pk"]

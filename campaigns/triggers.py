@@ -21,13 +21,12 @@ from django.db.models import F, Max, Q, QuerySet
 
 from campaigns.forecast_conditions import clean_condition
 from campaigns.registry import ConfigError, Registry
+from marketing.event_names import EventNameError, check_event_name
 from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
 from ml.buyers import likely_buyers
 from ml.forecast_trends import category_trends
 from ml.intents import INTENTS, SENTIMENTS
 from ml.models import SALES_FORECAST, ModelStatus, ModelVersion, RunStatus, Score, ScoringRun
-
-EVENT_NAME_MAX_CHARS = 64
 
 
 class TriggerError(ConfigError):
@@ -91,6 +90,10 @@ class TriggerType(ABC):
     def matches_event(self, config: dict[str, Any], event: StoredEvent) -> bool:
         """Return whether a stored event starts a customer on the campaign (event triggers)."""
         return False
+
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        """Return the event names the (cleaned) config refers to, so saving can warn of names never received."""
+        return []
 
     def candidates(self, config: dict[str, Any], since: datetime | None, now: datetime) -> Iterable[Candidate]:
         """Return the customers to enroll for what happened in (since, now] (polled triggers)."""
@@ -158,13 +161,17 @@ class EventReceived(TriggerType):
     example = {"event": "cart_added", "properties": {"currency": "EUR"}}
 
     def clean(self, config):
-        name = _text(config, "event")
-        if len(name) > EVENT_NAME_MAX_CHARS:
-            raise TriggerError("event", f"at most {EVENT_NAME_MAX_CHARS} characters")
+        try:
+            name = check_event_name(config.get("event"))
+        except EventNameError as error:
+            raise TriggerError("event", str(error)) from None
         properties = config.get("properties", {})
         if not isinstance(properties, dict):
             raise TriggerError("properties", "must be an object of property: value pairs the event must carry")
         return {"event": name, "properties": properties}
+
+    def event_names(self, config):
+        return [config["event"]]
 
     def matches_event(self, config, event):
         return event.name == config["event"] and all(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from marketing.enqueue import enqueue_on_commit
+from marketing.event_names import unknown_event_warnings
 from marketing.models import Segment, SegmentChange, SegmentKind, SegmentRule, SegmentSize
 from marketing.segments.compiler import RuleSpec, check_rules
 from marketing.segments.refresh import freeze_segment, preview
@@ -170,6 +171,14 @@ class SegmentAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         """Save the rules, then refresh the segment once they are committed: its size is never a stale 0."""
         super().save_related(request, form, formsets, change)
+        names = [
+            name
+            for rule in form.instance.rules.all()
+            if rule.type in rule_types
+            for name in rule_types.get(rule.type).event_names(rule.config or {})
+        ]
+        for warning in unknown_event_warnings(names):
+            self.message_user(request, warning, messages.WARNING)
         if form.instance.kind == SegmentKind.DYNAMIC:
             enqueue_refresh(form.instance.pk)
             self.message_user(request, f"Refresh of {form.instance} queued; its size shows once it has run.")
