@@ -221,7 +221,8 @@ def repair_event_enrollments(campaign: Campaign, now: datetime) -> int:
     if not ids:
         return 0
     events = _stored_events(Event.objects.filter(pk__in=ids, live=True).order_by("pk"))
-    live = enroll(campaign, _matched(campaign, events), now)
+    # Not handed over here: the dispatch that follows in the same tick claims them with the other due ones.
+    live = enroll(campaign, _matched(campaign, events), now, hand_over=False)
     campaign.trigger_cursor = ids[-1]
     return len(live)
 
@@ -235,7 +236,8 @@ def poll_triggers(now: datetime | None = None) -> int:
     """Ask every active campaign's trigger what was committed after its cursor, and enroll them. Return how many.
 
     Polled triggers name what is new in their source; event triggers are repaired from the events
-    table, for hand-overs the broker lost. The cursor moves in the transaction that enrolls.
+    table, for hand-overs the broker lost. The cursor moves in the transaction that enrolls. The
+    new enrollments are due at once: the dispatch of the same tick hands them to workers in batches.
     """
     now = now or timezone.now()
     enrolled = 0
@@ -256,7 +258,7 @@ def poll_triggers(now: datetime | None = None) -> int:
                 enrolled += _enroll_named(locked, named, now)
             else:
                 candidates = list(trigger.candidates(locked.trigger_config, locked.trigger_checked_at, now))
-                enrolled += len(enroll(locked, candidates, now))
+                enrolled += len(enroll(locked, candidates, now, hand_over=False))
             locked.trigger_checked_at = now
             locked.save(update_fields=["trigger_checked_at", "trigger_cursor"])
     return enrolled
@@ -267,7 +269,7 @@ def _enroll_named(campaign: Campaign, named: Audience | list[Candidate], now: da
         # Set-based: the dispatch that follows in the same tick hands the new enrollments over in batches.
         admitted = admit(campaign, named, now)
         return admitted.entered - admitted.held_out
-    return len(enroll(campaign, named, now))
+    return len(enroll(campaign, named, now, hand_over=False))
 
 
 # --- Advancing --------------------------------------------------------------------------------
