@@ -53,19 +53,19 @@ def admit(
     source_sql, source_params = _source(named, postgres)
     first_step = campaign.steps.order_by("position").values_list("pk", flat=True).first()
     table = Enrollment._meta.db_table
-    held_sql, held_params = _held_sql(campaign, postgres)
+    word_sql, held_sql, held_params = _held_sql(campaign, postgres)
     conditions, condition_params = _conditions(campaign, now, table)
-    returning = " RETURNING id, state" if want_live_ids else ""
-    sql = f"""
+    insert = f"""
         INSERT INTO {table} (campaign_id, customer_id, event_id, step_id, state, next_run_at, entered_at,
                              step_started_at, step_attempts, finished_at, variant, trigger_data, note)
         SELECT %s, a.customer_id, a.event_id,
                CASE WHEN a.held THEN NULL ELSE %s END,
                CASE WHEN a.held THEN %s ELSE %s END,
                %s, %s, %s, 0, CASE WHEN a.held THEN %s ELSE NULL END, '', a.data, ''
-        FROM (SELECT s.customer_id, s.event_id, s.data, {held_sql} AS held FROM ({source_sql}) s) a
+        FROM (SELECT h.customer_id, h.event_id, h.data, {held_sql} AS held
+              FROM (SELECT s.customer_id, s.event_id, s.data, {word_sql} AS word FROM ({source_sql}) s) h) a
         WHERE {conditions}
-        ON CONFLICT DO NOTHING{returning}
+        ON CONFLICT DO NOTHING
     """
     at = connection.ops.adapt_datetimefield_value(now)  # SQLite compares the text Django writes
     params = [
@@ -73,20 +73,34 @@ def admit(
         at, at, at, at, *held_params, *source_params, *condition_params,
     ]  # fmt: skip
     with connection.cursor() as cursor:
-        if not postgres:
-            connection.connection.create_function("kairos_holdout_point", 2, holdout_point, deterministic=True)
-        cursor.execute(sql, params)
         if want_live_ids:
+            cursor.execute(_prepared(insert + " RETURNING id, state", postgres), params)
             rows = cursor.fetchall()
             live = sorted(pk for pk, state in rows if state == EnrollmentState.ACTIVE)
             return Admitted(len(rows), len(rows) - len(live), live)
-        entered = cursor.rowcount
-    held_out = 0
-    if entered and campaign.holdout_percent:
-        held_out = Enrollment.objects.filter(
-            campaign=campaign, entered_at=now, state=EnrollmentState.HOLDOUT
-        ).count()
-    return Admitted(entered, held_out)
+        if postgres:
+            # Counted as they are written: reading a million rows back would cost a second pass.
+            counting = f"WITH written AS ({insert} RETURNING state) SELECT state, count(*) FROM written GROUP BY state"
+            cursor.execute(_prepared(counting, postgres), params)
+        else:
+            cursor.execute(_prepared(insert + " RETURNING state", postgres), params)
+        counts: dict[str, int] = {}
+        for row in cursor.fetchall():
+            state, count = (row[0], row[1]) if postgres else (row[0], 1)
+            counts[state] = counts.get(state, 0) + count
+    return Admitted(sum(counts.values()), counts.get(EnrollmentState.HOLDOUT, 0))
+
+
+def _prepared(sql: str, postgres: bool) -> str:
+    """Ready the connection for the statement: no JIT compile for a one-off statement (PostgreSQL), the holdout
+    function (SQLite)."""
+    if postgres:
+        # Compiling this one-off statement cost seconds at a million rows and saves nothing.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+    else:
+        connection.connection.create_function("kairos_holdout_point", 2, holdout_point, deterministic=True)
+    return sql
 
 
 def _source(named: Audience | list[Candidate], postgres: bool) -> tuple[str, list]:
@@ -130,20 +144,20 @@ def _json_cast(placeholder: str, postgres: bool) -> str:
     return f"CAST({placeholder} AS jsonb)" if postgres else f"json({placeholder})"
 
 
-def _held_sql(campaign: Campaign, postgres: bool) -> tuple[str, list]:
+def _held_sql(campaign: Campaign, postgres: bool) -> tuple[str, str, list]:
+    """Return the SQL of the digest word (computed once per row), of the holdout test over it, and their parameters
+    in the order the statement holds them (the test, in the outer query, comes first)."""
     if not campaign.holdout_percent:
-        return "(1 = 0)", []
+        return "NULL", "(1 = 0)", []
     if not postgres:
-        return "(kairos_holdout_point(%s, s.customer_id) < %s)", [campaign.pk, campaign.holdout_percent]
+        return "kairos_holdout_point(%s, s.customer_id)", "(h.word < %s)", [campaign.holdout_percent, campaign.pk]
     # The first 8 digest bytes as a signed bigint; unsigned modulo 100 adds 2^64 mod 100 (16) to negatives.
     word = (
         "('x' || encode(substring(sha256(convert_to('holdout:' || %s || ':' || s.customer_id, 'UTF8'))"
         " from 1 for 8), 'hex'))::bit(64)::bigint"
     )
-    return (
-        f"((({word}) %% 100 + 100 + CASE WHEN ({word}) < 0 THEN 16 ELSE 0 END) %% 100 < %s)",
-        [str(campaign.pk), str(campaign.pk), campaign.holdout_percent],
-    )
+    held = "((h.word %% 100 + 100 + CASE WHEN h.word < 0 THEN 16 ELSE 0 END) %% 100 < %s)"
+    return word, held, [campaign.holdout_percent, str(campaign.pk)]  # in the order they appear: the test, then the word
 
 
 def _conditions(campaign: Campaign, now: datetime, table: str) -> tuple[str, list]:
