@@ -74,7 +74,7 @@ def admit(
     ]  # fmt: skip
     with connection.cursor() as cursor:
         if want_live_ids:
-            cursor.execute(_prepared(insert + " RETURNING id, state", postgres), params)
+            cursor.execute(_prepared(insert + " RETURNING id, state", postgres, isinstance(named, Audience)), params)
             rows = cursor.fetchall()
             live = sorted(pk for pk, state in rows if state == EnrollmentState.ACTIVE)
             return Admitted(len(rows), len(rows) - len(live), live)
@@ -91,13 +91,14 @@ def admit(
     return Admitted(sum(counts.values()), counts.get(EnrollmentState.HOLDOUT, 0))
 
 
-def _prepared(sql: str, postgres: bool) -> str:
-    """Ready the connection for the statement: no JIT compile for a one-off statement (PostgreSQL), the holdout
-    function (SQLite)."""
+def _prepared(sql: str, postgres: bool, audience: bool = True) -> str:
+    """Ready the connection for the statement: no JIT compile for a one-off statement over an audience
+    (PostgreSQL), the holdout function (SQLite)."""
     if postgres:
-        # Compiling this one-off statement cost seconds at a million rows and saves nothing.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+        if audience:
+            # Compiling this one-off statement cost seconds at a million rows and saves nothing.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
     else:
         connection.connection.create_function("kairos_holdout_point", 2, holdout_point, deterministic=True)
     return sql
