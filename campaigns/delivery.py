@@ -144,45 +144,53 @@ def dispatch_due_messages(now: datetime | None = None) -> int:
 
 def claim(message_ids: list[int], now: datetime) -> list[int]:
     """Move the given due messages that may leave now to `sending`; return the ones this caller now owns."""
-    return claim_paced(message_ids, now)[0]
+    return [message.pk for message in claim_paced(message_ids, now)[0]]
 
 
-def claim_paced(message_ids: list[int], now: datetime) -> tuple[list[int], dict[int, Decision]]:
-    """Claim the due messages that may leave now; return them and the pacing decision of every marketing one.
+def claim_paced(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[int, Decision]]:
+    """Claim the due messages that may leave now; return them, loaded for sending, and the pacing decision
+    of every marketing one.
 
     Marketing messages go through the frequency cap and quiet hours here (`campaigns.pacing.pace`),
     inside the claiming transaction: one held for quiet hours stays queued until the morning, one
     over the cap is suppressed with the reason. Transactional kinds and exempt broadcasts pass.
     """
     with transaction.atomic():
-        rows = list(
+        # Locked and loaded in one query: the rows this caller sends are read once.
+        claimed = list(
             Message.objects.due(now)
             .filter(pk__in=message_ids)
+            .select_related("template", "broadcast", "enrollment__campaign", "inbound_message")
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list(
-                "pk", "kind", "customer_id", "broadcast__pacing_exemption", "enrollment__campaign__quiet_hours",
-                "enrollment__campaign__frequency_cap", "enrollment__campaign__frequency_window_hours",
-            )
-        )  # fmt: skip
-        paced = [
-            Paced(pk, customer_id, quiet_hours is not False, cap, window)
-            for pk, kind, customer_id, exemption, quiet_hours, cap, window in rows
-            if kind == MessageKind.MARKETING and not exemption
-        ]
+            .order_by("pk")
+        )
+        paced = [_paced(message) for message in claimed if _is_paced(message)]
         decisions = pace(paced, now) if paced else {}
-        owned = [row[0] for row in rows if row[0] not in decisions or decisions[row[0]].sends]
+        owned = [message for message in claimed if message.pk not in decisions or decisions[message.pk].sends]
         _record_pacing(decisions, now)
         if owned:
-            Message.objects.filter(pk__in=owned).update(
+            Message.objects.filter(pk__in=[message.pk for message in owned]).update(
                 status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
             )
-        if any(decision.refusal for decision in decisions.values()):
-            transaction.on_commit(
-                lambda: _close_finished_broadcasts(
-                    set(Message.objects.filter(pk__in=list(decisions), broadcast__isnull=False).values_list("broadcast_id", flat=True))
-                )
-            )
+            for message in owned:
+                message.status, message.claimed_at, message.attempts = MessageStatus.SENDING, now, message.attempts + 1
+        refused = {message.broadcast_id for message in claimed if message.broadcast_id and decisions.get(message.pk)}
+        if refused and any(decision.refusal for decision in decisions.values()):
+            transaction.on_commit(lambda: _close_finished_broadcasts(refused))
     return owned, decisions
+
+
+def _is_paced(message: Message) -> bool:
+    return message.kind == MessageKind.MARKETING and not (message.broadcast_id and message.broadcast.pacing_exemption)
+
+
+def _paced(message: Message) -> Paced:
+    campaign = message.enrollment.campaign if message.enrollment_id and message.enrollment else None
+    if campaign is None:
+        return Paced(message.pk, message.customer_id)
+    return Paced(
+        message.pk, message.customer_id, campaign.quiet_hours, campaign.frequency_cap, campaign.frequency_window_hours
+    )
 
 
 def _record_pacing(decisions: dict[int, Decision], now: datetime) -> None:
@@ -295,11 +303,7 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     )
     if not owned:
         return report
-    messages = list(
-        Message.objects.filter(pk__in=owned)
-        .select_related("template", "broadcast", "enrollment__campaign", "inbound_message")
-        .order_by("pk")
-    )
+    messages = owned
     customer_ids = [message.customer_id for message in messages if message.customer_id]
     customers = {
         row["pk"]: row

@@ -1,5 +1,6 @@
 """The send_broadcast command: starter templates, a segment's members, and errors that name the option."""
 
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -68,3 +69,20 @@ def test_an_unknown_template_or_segment_is_refused_by_name(arguments, message):
 
     assert str(refused.value) == message
     assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broadcast_at_night_says_how_many_wait_for_the_morning(time_machine):
+    time_machine.move_to(datetime(2026, 3, 2, 22, 0, tzinfo=UTC), tick=False)  # 23:00 in Berlin, 17:00 in New York
+    for zone in ("Europe/Berlin", "Europe/Berlin"):
+        CustomerFactory(timezone=zone)
+    CustomerFactory(timezone="America/New_York")
+
+    output = send("Late", "--template", "Picked for you", "--install-starters")
+
+    assert output.splitlines()[1:] == [
+        f"broadcast {Message.objects.first().broadcast_id} 'Late': 3 messages queued to every mailable customer",
+        "messages: 2 queued, 1 sent",
+        "2 wait for the end of quiet hours in their time zone; they leave then",
+    ]
+    assert len(mail.outbox) == 1
