@@ -42,7 +42,7 @@ from campaigns.models import (
 from campaigns.schedules import sync_schedule
 from campaigns.steps import StepContext, StepError, StepResult, steps
 from campaigns.triggers import Audience, Candidate, StoredEvent, TriggerError, triggers
-from marketing.enqueue import enqueue
+from marketing.enqueue import app_is_eager, enqueue, enqueue_gathered
 from marketing.models import Customer, Event, SegmentMembership
 
 logger = logging.getLogger("kairos")
@@ -200,9 +200,13 @@ def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
 def hand_events_to_engine(event_ids: list[int]) -> None:
     """Listen for newly stored events (registered with marketing at start): match triggers in a worker.
 
-    If the broker refuses the hand-over, the tick's repair (`repair_event_enrollments`) enrolls them.
+    Ids stored within ENGINE_EVENT_GATHER_MS go as one task. If the broker refuses the hand-over,
+    or this process dies before it, the tick's repair (`repair_event_enrollments`) enrolls them.
     """
-    enqueue("campaigns.enroll_for_events", event_ids)
+    if settings.ENGINE_EVENT_GATHER_MS > 0 and not app_is_eager():
+        enqueue_gathered("campaigns.enroll_for_events", event_ids, settings.ENGINE_EVENT_GATHER_MS)
+    else:
+        enqueue("campaigns.enroll_for_events", event_ids)
 
 
 def repair_event_enrollments(campaign: Campaign, now: datetime) -> int:

@@ -160,6 +160,7 @@ def test_an_event_stored_while_the_broker_is_down_is_enrolled_at_the_next_tick_e
     from marketing.ingest import store_events
 
     settings.ENGINE_EVENT_REPAIR_S = 0  # the tick below runs right after; the wait itself is tested in test_triggers
+    settings.ENGINE_EVENT_GATHER_MS = 0  # hand over in the request's own thread, while the broker is down
     campaign = Campaign.objects.create(
         name="Cart", trigger_type="event", trigger_config={"event": "cart_added"}, quiet_hours=False
     )

@@ -82,3 +82,41 @@ def test_enqueue_on_commit_sends_nothing_when_the_transaction_rolls_back(monkeyp
 class _Report:
     def summary(self) -> str:
         return "test"
+
+
+def test_ids_handed_over_within_the_window_go_as_one_task_in_bounded_batches(monkeypatch):
+    import threading
+
+    from marketing import enqueue as module
+    from marketing.celery import app
+
+    sent: list[tuple[str, list[int]]] = []
+    flushed = threading.Event()
+
+    def record(name, ids):
+        sent.append((name, ids))
+        if sum(len(batch) for _, batch in sent) == 203:
+            flushed.set()
+
+    monkeypatch.setattr(module, "enqueue", record)
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    module.enqueue_gathered("campaigns.enroll_for_events", [1, 2], window_ms=200)
+    module.enqueue_gathered("campaigns.enroll_for_events", [3], window_ms=200)
+    module.enqueue_gathered("campaigns.enroll_for_events", list(range(4, 204)), window_ms=200)
+
+    assert flushed.wait(timeout=10)
+    assert sent == [
+        ("campaigns.enroll_for_events", list(range(1, 201))),
+        ("campaigns.enroll_for_events", list(range(201, 204))),
+    ]
+
+
+def test_without_a_broker_gathered_ids_are_sent_at_once(monkeypatch):
+    from marketing import enqueue as module
+
+    sent: list[tuple[str, list[int]]] = []
+    monkeypatch.setattr(module, "enqueue", lambda name, ids: sent.append((name, ids)))
+
+    module.enqueue_gathered("campaigns.enroll_for_events", [7], window_ms=50)
+
+    assert sent == [("campaigns.enroll_for_events", [7])]
