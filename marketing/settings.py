@@ -250,7 +250,7 @@ ENGINE_EVENT_REPAIR_S = env_int("ENGINE_EVENT_REPAIR_S", 60)
 ENGINE_EVENT_REPAIR_BATCH = env_int("ENGINE_EVENT_REPAIR_BATCH", 5_000)
 # Events stored by one web process within this many milliseconds go to the engine as one task: at
 # 100 requests a second a worker pays its per-task cost once per few events (0: one task per request).
-ENGINE_EVENT_GATHER_MS = env_int("ENGINE_EVENT_GATHER_MS", 50)
+ENGINE_EVENT_GATHER_MS = env_int("ENGINE_EVENT_GATHER_MS", 100)
 # Respecting people: across all campaigns, at most this many marketing messages per customer per window.
 FREQUENCY_CAP_MESSAGES = env_int("FREQUENCY_CAP_MESSAGES", 3)
 FREQUENCY_CAP_WINDOW_HOURS = env_int("FREQUENCY_CAP_WINDOW_HOURS", 24)
