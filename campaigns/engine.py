@@ -335,6 +335,8 @@ def advance(
     if not enrollment_ids:
         return report
     plans: dict[int, _Plan] = {}
+    # The customers of the whole batch in one query; each enrollment still runs under its own row lock.
+    customers = customer_views(Enrollment.objects.filter(pk__in=enrollment_ids).values("customer_id"))
     for enrollment_id in enrollment_ids:
         with transaction.atomic():
             enrollment = (
@@ -346,7 +348,9 @@ def advance(
             if enrollment is None:
                 continue  # finished, waiting, or another worker holds it
             report.advanced += 1
-            report.visits += run_enrollment(enrollment, now, effects, report.outcomes, plans)
+            report.visits += run_enrollment(
+                enrollment, now, effects, report.outcomes, plans, customers.get(enrollment.customer_id)
+            )
     if isinstance(effects, LiveEffects):
         effects.hand_over(send_here=send_here)
     return report
@@ -355,6 +359,11 @@ def advance(
 def customer_view(customer_id: int) -> dict[str, Any]:
     row = Customer.objects.filter(pk=customer_id).values("pk", *CUSTOMER_FIELDS).first()
     return row or {"pk": customer_id}
+
+
+def customer_views(customer_ids) -> dict[int, dict[str, Any]]:
+    """Return the steps' view of each customer whose id the iterable or subquery yields."""
+    return {row["pk"]: row for row in Customer.objects.filter(pk__in=customer_ids).values("pk", *CUSTOMER_FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -377,6 +386,7 @@ def run_enrollment(
     effects,
     outcomes: list[str] | None = None,
     plans: dict[int, _Plan] | None = None,
+    customer: dict[str, Any] | None = None,
 ) -> int:
     """Run steps for one enrollment until it waits, exits or ends; save it. Return the steps visited.
 
@@ -387,7 +397,7 @@ def run_enrollment(
     if campaign.pk not in plans:
         plans[campaign.pk] = _plan(campaign)
     by_key, after = plans[campaign.pk].by_key, plans[campaign.pk].after
-    customer = customer_view(enrollment.customer_id)
+    customer = customer if customer is not None else customer_view(enrollment.customer_id)
     visited = 0
     step = enrollment.step
     while True:
