@@ -301,3 +301,31 @@ def test_a_schedule_whose_time_passed_while_no_tick_ran_fires_at_the_next_one(cl
     assert run(at, clock, poll_triggers, T0) == 1
     assert campaign.__class__.objects.get(pk=campaign.pk).trigger_cursor == 1
 
+
+
+@pytest.mark.parametrize("trigger", ["schedule", "segment_entered"])
+def test_an_audience_enrolls_with_the_same_statements_for_ten_customers_as_for_a_hundred(
+    clock, trigger
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    segment = germans()
+    config = {"at": T0.isoformat()} if trigger == "schedule" else {"segment": segment.name}
+    counts = []
+    for size in (10, 100):
+        Customer.objects.all().delete()
+        for _ in range(size):
+            CustomerFactory(country="DE")
+        campaign = make_campaign(f"{trigger} {size}", trigger, config, [TAG], holdout_percent=20)
+        if trigger == "segment_entered":
+            refresh_segment(segment.pk, T0 + timedelta(seconds=size))
+        clock.now = T0 + timedelta(seconds=size + 1)
+        with CaptureQueriesContext(connection) as statements:
+            assert poll_triggers(clock.now) > 0
+        campaign.status = "paused"
+        campaign.save()
+        counts.append(len(statements))
+        assert Enrollment.objects.filter(campaign=campaign).count() == size
+
+    assert counts[0] == counts[1]
