@@ -243,6 +243,14 @@ ENGINE_TICK_S = env_int("ENGINE_TICK_S", 5)
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 200)
 # An enrollment handed to a worker and not released this long after is handed over again.
 ENGINE_STALL_S = env_int("ENGINE_STALL_S", 120)
+# The tick repairs event hand-overs the broker lost: events stored at least this long ago that no
+# enrollment names yet. The fast path takes well under a second; the wait lets every transaction that
+# drew a lower event id commit first. Events read per campaign and tick at most (a few ms of SQL).
+ENGINE_EVENT_REPAIR_S = env_int("ENGINE_EVENT_REPAIR_S", 60)
+ENGINE_EVENT_REPAIR_BATCH = env_int("ENGINE_EVENT_REPAIR_BATCH", 5_000)
+# Events stored by one web process within this many milliseconds go to the engine as one task: at
+# 100 requests a second a worker pays its per-task cost once per few events (0: one task per request).
+ENGINE_EVENT_GATHER_MS = env_int("ENGINE_EVENT_GATHER_MS", 100)
 # Respecting people: across all campaigns, at most this many marketing messages per customer per window.
 FREQUENCY_CAP_MESSAGES = env_int("FREQUENCY_CAP_MESSAGES", 3)
 FREQUENCY_CAP_WINDOW_HOURS = env_int("FREQUENCY_CAP_WINDOW_HOURS", 24)

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketing.enqueue import enqueue
 from ml.models import (
     PRODUCT_RECOMMENDATIONS,
     PURCHASE_PROPENSITY,
@@ -78,12 +79,10 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
 
 def enqueue_pending_chunks(run: ScoringRun) -> int:
     """Send one task per pending chunk once the surrounding transaction commits."""
-    from ml.tasks import recommend_chunk_task, score_chunk_task  # the tasks module imports this one
-
     # Recommendation runs share these rows; their chunks go to their own task.
-    task = recommend_chunk_task if run.model_version.task == PRODUCT_RECOMMENDATIONS else score_chunk_task
+    name = "ml.recommend_chunk" if run.model_version.task == PRODUCT_RECOMMENDATIONS else "ml.score_chunk"
     chunk_ids = list(run.chunks.pending().values_list("pk", flat=True))
-    transaction.on_commit(lambda: [task.delay(chunk_id) for chunk_id in chunk_ids])
+    transaction.on_commit(lambda: [enqueue(name, chunk_id) for chunk_id in chunk_ids])
     return len(chunk_ids)
 
 

@@ -55,3 +55,6 @@ class Command(BaseCommand):
             if count
         }
         self.stdout.write("messages: " + ", ".join(f"{count:,} {status}" for status, count in counts.items()))
+        waiting = Message.objects.filter(broadcast=broadcast, status="queued", error__startswith="waits: quiet hours").count()
+        if waiting:
+            self.stdout.write(f"{waiting:,} wait for the end of quiet hours in their time zone; they leave then")

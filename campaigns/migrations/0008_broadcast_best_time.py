@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0005_conversations'),
+        ('campaigns', '0007_one_send_path'),
     ]
 
     operations = [
