@@ -381,9 +381,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100, help="Events posted, one per request and per customer.")
     parser.add_argument(
-        "--rate", type=float, default=20.0, help="Events posted per second (2 cores keep up with about 20)."
+        "--rate", type=float, default=20.0, help="Events posted per second, spread over the client threads."
     )
-    parser.add_argument("--clients", type=int, default=4, help="Client threads posting, each on one connection.")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=None,
+        help="Client threads posting, each on one connection; by default one per 10 events a second (at least 4), "
+        "so the client keeps the rate while each answer takes up to 100 ms.",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=os.cpu_count() or 2, help="Prefork processes of the Celery worker."
     )
@@ -392,6 +398,7 @@ def main() -> None:
     parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379"))
     args = parser.parse_args()
+    args.clients = args.clients or max(4, math.ceil(args.rate / 10))
 
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     arrivals_path = RUN_DIR / "arrivals.log"
