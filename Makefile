@@ -66,6 +66,7 @@ bench: $(VENV)/.installed-dev
 	bash .ci/services.sh postgres
 	$(PY) bench/import_orders.py --rows $${ROWS:-100000}
 	$(PY) bench/segments.py --customers $${CUSTOMERS:-100000}
+	$(PY) bench/enroll.py --customers $${CUSTOMERS:-100000}
 	$(PY) bench/send.py --messages $${MESSAGES:-20000} --workers $${WORKERS:-2}
 	$(PY) bench/trigger_latency.py --events $${EVENTS:-1000}
 	$(PY) bench/forecast.py --categories $${CATEGORIES:-500} --weeks $${WEEKS:-156}

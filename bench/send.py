@@ -5,7 +5,9 @@
 Writes N customers with bench.kairos.test addresses into a fresh PostgreSQL database, publishes
 a template with four recommendation blocks and queues a broadcast of it. Real Celery prefork
 workers (`--workers` processes) on Redis then send it through the whole delivery path: outbox
-rows, claims, the last-moment suppression and consent checks, rendering, link tracking, one SMTP
+rows, claims with the frequency cap and quiet hours every marketing message meets (the customers
+live in a zone where it is about midday, so none waits for the morning whatever the hour of the
+run), the last-moment suppression and consent checks, rendering, link tracking, one SMTP
 connection per batch and the recorded statuses. The Kairos time runs from `queue_broadcast` to the
 last message final in the database.
 
@@ -231,6 +233,7 @@ def write_shop(customers: int) -> None:
     )
     rows = []
     suppressed = []
+    zone = daytime_zone()
     for number in range(1, customers + 1):
         country, city, locale = CITIES[number % len(CITIES)]
         refused = refusal(number)
@@ -243,6 +246,7 @@ def write_shop(customers: int) -> None:
             first_name=FIRST_NAMES[number % len(FIRST_NAMES)],
             last_name=LAST_NAMES[number % len(LAST_NAMES)],
             locale=locale,
+            timezone=zone,
             country=country,
             city=city,
             consent_state=consent,
@@ -252,6 +256,16 @@ def write_shop(customers: int) -> None:
             suppressed.append(Suppression(email_hash=digest, reason=SuppressionReason.UNSUBSCRIBED))
     Customer.objects.bulk_create(rows, batch_size=5_000)
     Suppression.objects.bulk_create(suppressed)
+
+
+def daytime_zone() -> str:
+    """Return a zone where it is now about midday: every message meets quiet hours at send time, as in
+    production, and none is held, whatever the hour the bench runs."""
+    from datetime import UTC, datetime
+
+    offset = (12 - datetime.now(UTC).hour + 12) % 24 - 12  # hours east of UTC, -12 to +11
+    # IANA's Etc zones count the other way round: Etc/GMT-3 is three hours east of UTC.
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 def refuse_after_queueing(customers: int) -> None:
@@ -354,7 +368,10 @@ def raw_send(sources: dict[str, str], recipients: list[tuple[dict, list[dict]]],
             "customer": {
                 **row, "full_name": f"{first} {last}".strip(), "greeting_name": first or "there", "birth_date": "",
             },
-            "recommendations": [{**product, "price": f"{product['price']:.2f}"} for product in products],
+            "recommendations": [
+                {**product, "price": f"{product['price']:.2f}", "price_text": f"{product['price']:.2f} {product['currency']}"}
+                for product in products
+            ],
             "campaign": {"name": "Autumn picks"},
             "links": {"unsubscribe": unsubscribe, "shop": settings.SHOP_URL},
             "shop": shop,

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -44,9 +43,10 @@ from campaigns.results import campaign_results, results_table_html
 from campaigns.schedules import sync_schedule
 from campaigns.simulation import simulate
 from campaigns.steps import StepError, steps
-from campaigns.tasks import queue_broadcast_task
 from campaigns.triggers import TriggerError, triggers
 from campaigns.versions import lint_variant, publish_variant
+from marketing.enqueue import enqueue_on_commit
+from marketing.event_names import unknown_event_warnings
 from marketing.models import Customer
 from marketing.permissions import AdminActionPermissions
 
@@ -317,12 +317,22 @@ class TestSendForm(forms.Form):
 
 @admin.register(Broadcast)
 class BroadcastAdmin(AdminActionPermissions, admin.ModelAdmin):
-    list_display = ["name", "template", "segment", "status", "queued_at", "sent", "failed", "suppressed", "unknown"]
+    list_display = [
+        "name", "template", "segment", "status", "pacing", "queued_at", "sent", "failed", "suppressed", "unknown",
+    ]  # fmt: skip
     list_filter = ["status"]
     search_fields = ["name"]
     autocomplete_fields = ["template"]
     readonly_fields = ["status", "queued_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "template", "segment", "status", "queued_at", "created_at"]}),
+        ("Frequency cap and quiet hours", {"fields": ["pacing_exemption"]}),
+    ]
     actions = ["send_now"]
+
+    @admin.display(description="cap and quiet hours")
+    def pacing(self, broadcast: Broadcast) -> str:
+        return f"ignored: {broadcast.pacing_exemption}" if broadcast.pacing_exemption else "respected"
 
     def get_queryset(self, request):
         counts = {
@@ -352,7 +362,7 @@ class BroadcastAdmin(AdminActionPermissions, admin.ModelAdmin):
         drafts = list(queryset.filter(status=BroadcastStatus.DRAFT))
         for broadcast in drafts:
             self.log_change(request, broadcast, "Sent now")
-            transaction.on_commit(lambda broadcast_id=broadcast.pk: queue_broadcast_task.delay(broadcast_id))
+            enqueue_on_commit("campaigns.queue_broadcast", broadcast.pk)
         self.message_user(
             request, f"{len(drafts)} broadcast(s) queued; {queryset.count() - len(drafts)} were not drafts."
         )
@@ -474,6 +484,17 @@ class StepInline(admin.TabularInline):
         return is_editable(obj) and super().has_delete_permission(request, obj)
 
 
+def campaign_event_names(campaign: Campaign) -> list[str]:
+    """Return the event names a saved campaign's trigger and steps wait for."""
+    names = []
+    if campaign.trigger_type in triggers:
+        names += triggers.get(campaign.trigger_type).event_names(campaign.trigger_config or {})
+    for step in campaign.steps.all():
+        if step.type in steps:
+            names += steps.get(step.type).event_names(step.config or {})
+    return names
+
+
 @admin.register(Campaign)
 class CampaignAdmin(AdminActionPermissions, admin.ModelAdmin):
     form = CampaignForm
@@ -506,6 +527,8 @@ class CampaignAdmin(AdminActionPermissions, admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         if form.instance.status == CampaignStatus.ACTIVE:
             sync_schedule(form.instance)  # an active recurring campaign's new crontab reaches beat at once
+        for warning in unknown_event_warnings(campaign_event_names(form.instance)):
+            self.message_user(request, warning, messages.WARNING)
 
     def _set_status(self, request, queryset, status: str, verb: str) -> None:
         if not self.has_launch_permission(request):

@@ -4,7 +4,7 @@ Templates see dictionaries, lists, text and numbers only, never ORM objects, set
 so a template can read exactly what is documented below and nothing else.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from decimal import Decimal
 
@@ -29,8 +29,13 @@ CONTEXT_DOCUMENTATION: dict[str, dict[str, str] | str] = {
         "attributes": "The customer's custom attributes, e.g. customer.attributes.get('loyalty_tier').",
     },
     "recommendations": (
-        "A list of products for this customer (each with sku, name, url, image_url, price, currency, "
-        "category); empty until a recommender is configured."
+        "Up to ten products picked for this customer, best first, all in stock: each with sku, name, url, "
+        "image_url, price, currency, price_text (e.g. '19.90 EUR', blank without a price) and category; "
+        "recommendations[:4] shows four. Image and price may be blank. Empty until a recommender is active."
+    ),
+    "category_recommendations": (
+        "Picks from one category, the customer's own first, then the category's popular products: "
+        "category_recommendations['Shoes'][:4]; an unknown category gives an empty list."
     ),
     "campaign": {"name": "The campaign or broadcast sending this message."},
     "trigger": (
@@ -80,6 +85,9 @@ CUSTOMER_FIELDS = (
 )
 RECOMMENDATION_FIELDS = ("sku", "name", "url", "image_url", "price", "currency", "category")
 
+# Products a message shows in `recommendations`; a category's list is as long.
+RECOMMENDATIONS_PER_MESSAGE = 10
+
 RecommendationSource = Callable[[list[int]], dict[int, list[dict]]]
 
 
@@ -106,15 +114,39 @@ def customer_data(row: dict) -> dict:
 def product_data(row: dict) -> dict:
     """Return the template view of a product from a dict of RECOMMENDATION_FIELDS."""
     price = row.get("price")
+    price = f"{price:.2f}" if isinstance(price, Decimal | float | int) else str(price or "")
+    currency = row.get("currency") or ""
     return {
         "sku": row.get("sku") or "",
         "name": row.get("name") or "",
         "url": row.get("url") or "",
         "image_url": row.get("image_url") or "",
-        "price": f"{price:.2f}" if isinstance(price, Decimal | float | int) else (price or ""),
-        "currency": row.get("currency") or "",
+        "price": price,
+        "currency": currency,
+        "price_text": f"{price} {currency}".strip() if price else "",
         "category": row.get("category") or "",
     }
+
+
+class CategoryPicks(Mapping):
+    """The recipient's picks by category, each list built only when a template asks for it."""
+
+    def __init__(self, products: list[dict]):
+        self._products = products
+        self._built: dict[str, list[dict]] = {}
+
+    def __getitem__(self, category: str) -> list[dict]:
+        if category not in self._built:
+            self._built[category] = [product for product in self._products if product["category"] == category][
+                :RECOMMENDATIONS_PER_MESSAGE
+            ]
+        return self._built[category]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(product["category"] for product in self._products))
+
+    def __len__(self) -> int:
+        return len({product["category"] for product in self._products})
 
 
 def shop_data() -> dict:
@@ -131,12 +163,18 @@ def build_context(
     message: dict | None = None,
     order: dict | None = None,
 ) -> dict:
-    """Assemble the documented context for one recipient (`message` and `order` for replies)."""
+    """Assemble the documented context for one recipient (`message` and `order` for replies).
+
+    `recommendations` may be longer than a message shows: the first ten become `recommendations`, and
+    all of them feed `category_recommendations`.
+    """
+    products = [product_data(product) for product in recommendations]
     return {
         "message": dict(message or {}),
         "order": dict(order or {}),
         "customer": customer,
-        "recommendations": [product_data(product) for product in recommendations],
+        "recommendations": products[:RECOMMENDATIONS_PER_MESSAGE],
+        "category_recommendations": CategoryPicks(products),
         "campaign": {"name": campaign_name},
         "trigger": dict(trigger or {}),
         "links": {"unsubscribe": unsubscribe_url, "shop": settings.SHOP_URL},

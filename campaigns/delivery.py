@@ -34,9 +34,12 @@ from campaigns.models import (
     TemplateVariant,
     TemplateVersion,
 )
+from campaigns.pacing import Decision, Paced, pace
 from campaigns.rendering import RenderError
+from campaigns.send_times import schedule_at_best_times
 from campaigns.tracking import unsubscribe_url
 from campaigns.transport import TRANSIENT_ERRORS, Outcome, Result, Transport
+from marketing.enqueue import enqueue
 from marketing.models import Consent, Customer, Suppression, SuppressionReason
 from marketing.segments.refresh import members_of
 from marketing.suppression import email_hash
@@ -76,6 +79,7 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
         audience_sql, audience_params = (
             broadcast_audience(broadcast).order_by().values("pk", "email").query.sql_with_params()
         )
+        at = connection.ops.adapt_datetimefield_value(now)  # SQLite compares the text Django writes
         with connection.cursor() as cursor:
             cursor.execute(
                 _QUEUE_SQL.format(table=Message._meta.db_table, audience=audience_sql),
@@ -84,13 +88,15 @@ def queue_broadcast(broadcast_id: int, now: datetime | None = None) -> int:
                     broadcast.pk,
                     broadcast.template_id,
                     MessageStatus.QUEUED.value,
-                    now,
-                    now,
-                    now,
+                    at,
+                    at,
+                    at,
                     *audience_params,
                 ],
             )
             queued = cursor.rowcount
+        if broadcast.send_at_best_time:
+            schedule_at_best_times(broadcast.pk, now)
         broadcast.status = BroadcastStatus.QUEUED
         broadcast.queued_at = now
         broadcast.save(update_fields=["status", "queued_at"])
@@ -123,9 +129,7 @@ def dispatch_after_commit() -> None:
 
 
 def send_later(message_ids: list[int]) -> None:
-    from campaigns.tasks import send_messages_task
-
-    send_messages_task.delay(message_ids)
+    enqueue("campaigns.send_messages", message_ids)
 
 
 def dispatch_due_messages(now: datetime | None = None) -> int:
@@ -142,19 +146,71 @@ def dispatch_due_messages(now: datetime | None = None) -> int:
 
 
 def claim(message_ids: list[int], now: datetime) -> list[int]:
-    """Move the given due messages to `sending`; return the ones this caller now owns."""
+    """Move the given due messages that may leave now to `sending`; return the ones this caller now owns."""
+    return [message.pk for message in claim_paced(message_ids, now)[0]]
+
+
+def claim_paced(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[int, Decision]]:
+    """Claim the due messages that may leave now; return them, loaded for sending, and the pacing decision
+    of every marketing one.
+
+    Marketing messages go through the frequency cap and quiet hours here (`campaigns.pacing.pace`),
+    inside the claiming transaction: one held for quiet hours stays queued until the morning, one
+    over the cap is suppressed with the reason. Transactional kinds and exempt broadcasts pass.
+    """
     with transaction.atomic():
-        owned = list(
+        # Locked and loaded in one query: the rows this caller sends are read once.
+        claimed = list(
             Message.objects.due(now)
             .filter(pk__in=message_ids)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
+            .select_related("template", "broadcast", "enrollment__campaign", "inbound_message")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")
         )
+        paced = [_paced(message) for message in claimed if _is_paced(message)]
+        decisions = pace(paced, now) if paced else {}
+        owned = [message for message in claimed if message.pk not in decisions or decisions[message.pk].sends]
+        _record_pacing(decisions, now)
         if owned:
-            Message.objects.filter(pk__in=owned).update(
+            Message.objects.filter(pk__in=[message.pk for message in owned]).update(
                 status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
             )
-    return owned
+            for message in owned:
+                message.status, message.claimed_at, message.attempts = MessageStatus.SENDING, now, message.attempts + 1
+        refused = {message.broadcast_id for message in claimed if message.broadcast_id and decisions.get(message.pk)}
+        if refused and any(decision.refusal for decision in decisions.values()):
+            transaction.on_commit(lambda: _close_finished_broadcasts(refused))
+    return owned, decisions
+
+
+def _is_paced(message: Message) -> bool:
+    return message.kind == MessageKind.MARKETING and not (message.broadcast_id and message.broadcast.pacing_exemption)
+
+
+def _paced(message: Message) -> Paced:
+    campaign = message.enrollment.campaign if message.enrollment_id and message.enrollment else None
+    if campaign is None:
+        return Paced(message.pk, message.customer_id)
+    return Paced(
+        message.pk, message.customer_id, campaign.quiet_hours, campaign.frequency_cap, campaign.frequency_window_hours
+    )
+
+
+def _record_pacing(decisions: dict[int, Decision], now: datetime) -> None:
+    """Write the messages held for quiet hours (still queued) and the capped ones (suppressed), grouped."""
+    held: dict[tuple[datetime, str], list[int]] = {}
+    refused: dict[str, list[int]] = {}
+    for pk, decision in decisions.items():
+        if decision.hold_until is not None:
+            held.setdefault((decision.hold_until, decision.note), []).append(pk)
+        elif decision.refusal:
+            refused.setdefault(decision.refusal, []).append(pk)
+    for (until, note), pks in held.items():
+        Message.objects.filter(pk__in=pks).update(next_attempt_at=until, error=f"waits: {note}"[:2000], updated_at=now)
+    for reason, pks in refused.items():
+        Message.objects.filter(pk__in=pks).update(
+            status=MessageStatus.SUPPRESSED, error=f"not sent: {reason}"[:2000], updated_at=now
+        )
 
 
 def versions_by_locale(template_ids: set[int]) -> dict[int, dict[str, TemplateVersion]]:
@@ -241,15 +297,16 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
     """Claim, check, render and send a batch of messages over one connection; record every outcome."""
     now = now or timezone.now()
     report = BatchReport()
-    owned = claim(message_ids, now)
+    owned, decisions = claim_paced(message_ids, now)
     report.claimed = len(owned)
+    report.outcomes.update(
+        "held for quiet hours" if decision.hold_until is not None else MessageStatus.SUPPRESSED
+        for decision in decisions.values()
+        if not decision.sends
+    )
     if not owned:
         return report
-    messages = list(
-        Message.objects.filter(pk__in=owned)
-        .select_related("template", "broadcast", "enrollment__campaign", "inbound_message")
-        .order_by("pk")
-    )
+    messages = owned
     customer_ids = [message.customer_id for message in messages if message.customer_id]
     customers = {
         row["pk"]: row
@@ -291,6 +348,10 @@ def send_messages(message_ids: list[int], now: datetime | None = None) -> BatchR
 
     if pending:
         _deliver(pending, now)
+    for message in messages:
+        note = decisions[message.pk].note if message.pk in decisions else ""
+        if note and message.status == MessageStatus.SENT:
+            message.error = note  # an unreadable time zone is reported with the outcome, never silent
     record_outcomes(messages, now)
     report.outcomes.update(message.status for message in messages)
     _close_finished_broadcasts({message.broadcast_id for message in messages if message.broadcast_id})

@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
+from campaigns.admission import admit
 from campaigns.context import CUSTOMER_FIELDS
 from campaigns.conversations import actions as conversation_actions
 from campaigns.models import (
@@ -33,15 +35,15 @@ from campaigns.models import (
     EnrollmentState,
     Message,
     MessageKind,
-    Reentry,
+    MessageStatus,
     Step,
     StepVisit,
 )
 from campaigns.schedules import sync_schedule
 from campaigns.steps import StepContext, StepError, StepResult, steps
-from campaigns.triggers import Candidate, StoredEvent, TriggerError, triggers
+from campaigns.triggers import Audience, Candidate, StoredEvent, TriggerError, triggers
+from marketing.enqueue import app_is_eager, enqueue, enqueue_gathered
 from marketing.models import Customer, Event, SegmentMembership
-from marketing.segments.refresh import members_of
 
 logger = logging.getLogger("kairos")
 
@@ -84,13 +86,20 @@ def check_campaign(campaign: Campaign) -> None:
 
 
 def launch(campaign: Campaign, now: datetime | None = None) -> Campaign:
-    """Check the campaign and make it active; polled triggers look only at what happens from now on."""
+    """Check the campaign and make it active; a trigger that does not look back sees only what comes from now on."""
     now = now or timezone.now()
     with transaction.atomic():
         check_campaign(campaign)
+        trigger = triggers.get(campaign.trigger_type)
         campaign.status = CampaignStatus.ACTIVE
         campaign.launched_at = campaign.launched_at or now
-        campaign.trigger_checked_at = None if triggers.get(campaign.trigger_type).looks_back else now
+        if not trigger.polled:
+            # The tick repairs lost event hand-overs after this cursor: events before the launch never count.
+            campaign.trigger_cursor = Event.objects.aggregate(last=Max("pk"))["last"] or 0
+        elif not trigger.looks_back:
+            campaign.trigger_checked_at = now
+            if trigger.cursored:
+                campaign.trigger_cursor = trigger.start_cursor(campaign.trigger_config, now)
         campaign.save()
         sync_schedule(campaign)
     return campaign
@@ -113,40 +122,14 @@ def run_recurring(campaign_id: int, now: datetime | None = None) -> int:
     campaign = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.ACTIVE).first()
     if campaign is None:
         return 0
-    candidates = list(triggers.get("recurring").candidates(campaign.trigger_config, None, now))
-    return len(enroll(campaign, candidates, now))
+    with transaction.atomic():
+        admitted = admit(campaign, triggers.get("recurring").audience(campaign.trigger_config, now), now)
+    # The first steps run in batches, claimed like any due enrollment.
+    dispatch_due(now)
+    return admitted.entered
 
 
 # --- Enrolling --------------------------------------------------------------------------------
-
-
-def _is_holdout(campaign: Campaign, customer_id: int) -> bool:
-    if not campaign.holdout_percent:
-        return False
-    digest = hashlib.sha256(f"holdout:{campaign.pk}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8]) % 100 < campaign.holdout_percent
-
-
-def _allowed(campaign: Campaign, customer_ids: list[int], now: datetime) -> list[int]:
-    """Apply the audience and the re-entry policy."""
-    if campaign.audience_id:
-        members = set(members_of(campaign.audience).filter(pk__in=customer_ids).values_list("pk", flat=True))
-        customer_ids = [customer_id for customer_id in customer_ids if customer_id in members]
-    past = Enrollment.objects.filter(campaign=campaign, customer_id__in=customer_ids)
-    if campaign.reentry == Reentry.ONCE:
-        blocked = set(past.values_list("customer_id", flat=True))
-    elif campaign.reentry == Reentry.COOLDOWN:
-        cutoff = now - timedelta(days=campaign.reentry_cooldown_days)
-        blocked = set(past.filter(entered_at__gt=cutoff).values_list("customer_id", flat=True))
-    else:
-        blocked = set(past.filter(state=EnrollmentState.ACTIVE).values_list("customer_id", flat=True))
-    seen: set[int] = set()
-    allowed = []
-    for customer_id in customer_ids:
-        if customer_id not in blocked and customer_id not in seen:
-            seen.add(customer_id)
-            allowed.append(customer_id)
-    return allowed
 
 
 def enroll(
@@ -159,77 +142,95 @@ def enroll(
     now = now or timezone.now()
     if campaign.status != CampaignStatus.ACTIVE or not candidates:
         return []
-    data = {candidate.customer_id: candidate.data for candidate in candidates}
-    first = campaign.steps.order_by("position").first()
-    live: list[int] = []
     with transaction.atomic():
-        for customer_id in _allowed(campaign, list(data), now):
-            holdout = _is_holdout(campaign, customer_id)
-            try:
-                with transaction.atomic():
-                    enrollment = Enrollment.objects.create(
-                        campaign=campaign,
-                        customer_id=customer_id,
-                        step=None if holdout else first,
-                        state=EnrollmentState.HOLDOUT if holdout else EnrollmentState.ACTIVE,
-                        next_run_at=now,
-                        entered_at=now,
-                        step_started_at=now,
-                        finished_at=now if holdout else None,
-                        trigger_data=data[customer_id],
-                    )
-            except IntegrityError:
-                continue  # a live enrollment appeared meanwhile: the unique row decided
-            if not holdout:
-                live.append(enrollment.pk)
+        live = admit(campaign, list(candidates), now, want_live_ids=True).live_ids
         if live and hand_over:
             transaction.on_commit(lambda: _advance_later(live))
     return live
 
 
 def _advance_later(enrollment_ids: list[int]) -> None:
-    from campaigns.tasks import advance_enrollments_task
-
     size = settings.ENGINE_BATCH_SIZE
     for start in range(0, len(enrollment_ids), size):
-        advance_enrollments_task.delay(enrollment_ids[start : start + size])
+        enqueue("campaigns.advance_enrollments", enrollment_ids[start : start + size])
 
 
-def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
-    """Enroll the customers whose just-stored events match an active campaign's event trigger. Return how many."""
-    campaigns = [
+def _event_campaigns() -> list[Campaign]:
+    return [
         campaign
         for campaign in Campaign.objects.active().select_related("audience")
         if not triggers.get(campaign.trigger_type).polled
     ]
+
+
+def _matched(campaign: Campaign, events: list[StoredEvent]) -> list[Candidate]:
+    trigger = triggers.get(campaign.trigger_type)
+    return [
+        Candidate(
+            event.customer_id, {"event": event.name, "event_id": event.id, "properties": event.properties}, event.id
+        )
+        for event in events
+        if trigger.matches_event(campaign.trigger_config, event)
+    ]
+
+
+def _stored_events(events) -> list[StoredEvent]:
+    return [
+        StoredEvent(row["pk"], row["customer_id"], row["name"], row["occurred_at"], row["properties"] or {})
+        for row in events.values("pk", "customer_id", "name", "occurred_at", "properties")
+    ]
+
+
+def enroll_for_events(event_ids: list[int], now: datetime | None = None) -> int:
+    """Enroll the customers whose just-stored events match an active campaign's event trigger. Return how many."""
+    campaigns = _event_campaigns()
     if not campaigns or not event_ids:
         return 0
-    events = [
-        StoredEvent(row["pk"], row["customer_id"], row["name"], row["occurred_at"], row["properties"] or {})
-        for row in Event.objects.filter(pk__in=event_ids).values(
-            "pk", "customer_id", "name", "occurred_at", "properties"
-        )
-    ]
+    events = _stored_events(Event.objects.filter(pk__in=event_ids).order_by("pk"))
     enrolled = 0
     for campaign in campaigns:
-        trigger = triggers.get(campaign.trigger_type)
-        matched = [
-            Candidate(event.customer_id, {"event": event.name, "event_id": event.id, "properties": event.properties})
-            for event in events
-            if trigger.matches_event(campaign.trigger_config, event)
-        ]
-        live = enroll(campaign, matched, now, hand_over=False)
-        # Events are the latency-sensitive path: the first steps run here, not one more task away.
-        advance(live, now)
+        live = enroll(campaign, _matched(campaign, events), now, hand_over=False)
+        # Events are the latency-sensitive path: the first steps run here, and their first e-mails
+        # leave from here too, not one more task away.
+        advance(live, now, send_here=True)
         enrolled += len(live)
     return enrolled
 
 
 def hand_events_to_engine(event_ids: list[int]) -> None:
-    """Listen for newly stored events (registered with marketing at start): match triggers in a worker."""
-    from campaigns.tasks import enroll_for_events_task
+    """Listen for newly stored events (registered with marketing at start): match triggers in a worker.
 
-    enroll_for_events_task.delay(event_ids)
+    Ids stored within ENGINE_EVENT_GATHER_MS go as one task. If the broker refuses the hand-over,
+    or this process dies before it, the tick's repair (`repair_event_enrollments`) enrolls them.
+    """
+    if settings.ENGINE_EVENT_GATHER_MS > 0 and not app_is_eager():
+        enqueue_gathered("campaigns.enroll_for_events", event_ids, settings.ENGINE_EVENT_GATHER_MS)
+    else:
+        enqueue("campaigns.enroll_for_events", event_ids)
+
+
+def repair_event_enrollments(campaign: Campaign, now: datetime) -> int:
+    """Enroll, for a locked event-triggered campaign, the customers of events whose hand-over was lost. Return how many.
+
+    Reads live events after the campaign's cursor, in id order, and moves the cursor past those
+    stored at least ENGINE_EVENT_REPAIR_S ago, stopping at the first younger one: ids are drawn
+    before commit, so a younger id may still be joined by an older one committing late, and the
+    fast path usually handles events long before. An event the fast path admitted is admitted
+    again by no one: (campaign, event) is unique.
+    """
+    cursor = campaign.trigger_cursor or 0
+    horizon = now - timedelta(seconds=settings.ENGINE_EVENT_REPAIR_S)
+    after = Event.objects.filter(pk__gt=cursor)
+    boundary = after.filter(created_at__gt=horizon).aggregate(first=Min("pk"))["first"]
+    settled = after.filter(pk__lt=boundary) if boundary is not None else after
+    ids = list(settled.order_by("pk").values_list("pk", flat=True)[: settings.ENGINE_EVENT_REPAIR_BATCH])
+    if not ids:
+        return 0
+    events = _stored_events(Event.objects.filter(pk__in=ids, live=True).order_by("pk"))
+    # Not handed over here: the dispatch that follows in the same tick claims them with the other due ones.
+    live = enroll(campaign, _matched(campaign, events), now, hand_over=False)
+    campaign.trigger_cursor = ids[-1]
+    return len(live)
 
 
 def enroll_by_hand(campaign: Campaign, customer_ids: list[int], now: datetime | None = None) -> int:
@@ -238,27 +239,43 @@ def enroll_by_hand(campaign: Campaign, customer_ids: list[int], now: datetime | 
 
 
 def poll_triggers(now: datetime | None = None) -> int:
-    """Ask every active campaign's polled trigger for what happened since its last check. Return how many enrolled."""
+    """Ask every active campaign's trigger what was committed after its cursor, and enroll them. Return how many.
+
+    Polled triggers name what is new in their source; event triggers are repaired from the events
+    table, for hand-overs the broker lost. The cursor moves in the transaction that enrolls. The
+    new enrollments are due at once: the dispatch of the same tick hands them to workers in batches.
+    """
     now = now or timezone.now()
     enrolled = 0
     for campaign in Campaign.objects.active():
         trigger = triggers.get(campaign.trigger_type)
-        if not trigger.polled:
+        if trigger.key == "manual":
             continue
         with transaction.atomic():
             locked = Campaign.objects.select_for_update(skip_locked=True).filter(pk=campaign.pk).first()
-            if locked is None:
-                continue  # another tick is polling it
-            if trigger.cursored:
-                candidates, locked.trigger_cursor = trigger.candidates_after(
+            if locked is None or locked.status != CampaignStatus.ACTIVE:
+                continue  # another tick is polling it, or it was paused meanwhile
+            if not trigger.polled:
+                enrolled += repair_event_enrollments(locked, now)
+            elif trigger.cursored:
+                named, locked.trigger_cursor = trigger.candidates_after(
                     locked.trigger_config, locked.trigger_cursor, now
                 )
+                enrolled += _enroll_named(locked, named, now)
             else:
                 candidates = list(trigger.candidates(locked.trigger_config, locked.trigger_checked_at, now))
-            enrolled += len(enroll(locked, candidates, now))
+                enrolled += len(enroll(locked, candidates, now, hand_over=False))
             locked.trigger_checked_at = now
             locked.save(update_fields=["trigger_checked_at", "trigger_cursor"])
     return enrolled
+
+
+def _enroll_named(campaign: Campaign, named: Audience | list[Candidate], now: datetime) -> int:
+    if isinstance(named, Audience):
+        # Set-based: the dispatch that follows in the same tick hands the new enrollments over in batches.
+        admitted = admit(campaign, named, now)
+        return admitted.entered - admitted.held_out
+    return len(enroll(campaign, named, now, hand_over=False))
 
 
 # --- Advancing --------------------------------------------------------------------------------
@@ -305,14 +322,21 @@ def tick(now: datetime | None = None) -> int:
     return dispatch_due(now)
 
 
-def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None) -> AdvanceReport:
-    """Advance each enrollment as far as it can go now, each in its own transaction under its row lock."""
+def advance(
+    enrollment_ids: list[int], now: datetime | None = None, effects=None, *, send_here: bool = False
+) -> AdvanceReport:
+    """Advance each enrollment as far as it can go now, each in its own transaction under its row lock.
+
+    With `send_here`, the messages queued are sent by this process after commit (the event fast path).
+    """
     now = now or timezone.now()
     effects = effects or LiveEffects()
     report = AdvanceReport()
     if not enrollment_ids:
         return report
     plans: dict[int, _Plan] = {}
+    # The customers of the whole batch in one query; each enrollment still runs under its own row lock.
+    customers = customer_views(Enrollment.objects.filter(pk__in=enrollment_ids).values("customer_id"))
     for enrollment_id in enrollment_ids:
         with transaction.atomic():
             enrollment = (
@@ -324,15 +348,22 @@ def advance(enrollment_ids: list[int], now: datetime | None = None, effects=None
             if enrollment is None:
                 continue  # finished, waiting, or another worker holds it
             report.advanced += 1
-            report.visits += run_enrollment(enrollment, now, effects, report.outcomes, plans)
+            report.visits += run_enrollment(
+                enrollment, now, effects, report.outcomes, plans, customers.get(enrollment.customer_id)
+            )
     if isinstance(effects, LiveEffects):
-        effects.hand_over()
+        effects.hand_over(send_here=send_here)
     return report
 
 
 def customer_view(customer_id: int) -> dict[str, Any]:
     row = Customer.objects.filter(pk=customer_id).values("pk", *CUSTOMER_FIELDS).first()
     return row or {"pk": customer_id}
+
+
+def customer_views(customer_ids) -> dict[int, dict[str, Any]]:
+    """Return the steps' view of each customer whose id the iterable or subquery yields."""
+    return {row["pk"]: row for row in Customer.objects.filter(pk__in=customer_ids).values("pk", *CUSTOMER_FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -355,6 +386,7 @@ def run_enrollment(
     effects,
     outcomes: list[str] | None = None,
     plans: dict[int, _Plan] | None = None,
+    customer: dict[str, Any] | None = None,
 ) -> int:
     """Run steps for one enrollment until it waits, exits or ends; save it. Return the steps visited.
 
@@ -365,7 +397,7 @@ def run_enrollment(
     if campaign.pk not in plans:
         plans[campaign.pk] = _plan(campaign)
     by_key, after = plans[campaign.pk].by_key, plans[campaign.pk].after
-    customer = customer_view(enrollment.customer_id)
+    customer = customer if customer is not None else customer_view(enrollment.customer_id)
     visited = 0
     step = enrollment.step
     while True:
@@ -411,44 +443,67 @@ def _finish(enrollment: Enrollment, state: str, now: datetime, note: str) -> Non
 # --- What steps do for real -------------------------------------------------------------------
 
 
+def _send_here(send_messages, batch: list[int]) -> None:
+    try:
+        send_messages(batch)
+    except Exception:
+        # Rows still queued are found by the next dispatch; rows left sending become unknown, never resent.
+        logger.exception("sending %d messages after their enrollment failed; the dispatch tick takes over", len(batch))
+
+
 class LiveEffects:
     """Steps' effects on the world: messages queued for delivery, webhooks called, customers updated."""
 
     def __init__(self) -> None:
         self.queued: list[int] = []
 
-    def hand_over(self) -> None:
+    def hand_over(self, *, send_here: bool = False) -> None:
         """Hand the messages queued by this run to the e-mail workers in batches, after commit.
 
-        If this process dies first, the rows are queued in the database and the next dispatch tick finds them.
+        With `send_here` (the event fast path), a first batch is sent by this worker right after
+        commit instead: one task less between an event and its e-mail. If this process dies first,
+        the rows are queued in the database and the next dispatch tick finds them.
         """
-        from campaigns.delivery import send_later
+        from campaigns.delivery import send_later, send_messages
 
         queued, self.queued = self.queued, []
         size = settings.SEND_BATCH_SIZE
         for start in range(0, len(queued), size):
-            transaction.on_commit(lambda batch=queued[start : start + size]: send_later(batch))
+            batch = queued[start : start + size]
+            if send_here and start == 0:
+                transaction.on_commit(lambda batch=batch: _send_here(send_messages, batch))
+            else:
+                transaction.on_commit(lambda batch=batch: send_later(batch))
 
     def send_email(self, context: StepContext, template_id: int) -> str:
         customer = context.customer
         if not customer.get("email"):
             return "not sent: the customer has no address"
-        message, created = Message.objects.get_or_create(
-            enrollment=context.enrollment,
-            step=context.step,
-            defaults={
-                "kind": MessageKind.MARKETING,
-                "customer_id": customer["pk"],
-                "template_id": template_id,
-                "to_email": customer["email"],
-                "next_attempt_at": context.now,
-                "created_at": context.now,
-            },
+        # One INSERT that a second run of the same step turns into nothing: the unique (enrollment, step) decides.
+        Message.objects.bulk_create(
+            [
+                Message(
+                    enrollment=context.enrollment,
+                    step=context.step,
+                    kind=MessageKind.MARKETING,
+                    customer_id=customer["pk"],
+                    template_id=template_id,
+                    to_email=customer["email"],
+                    next_attempt_at=context.now,
+                    created_at=context.now,
+                )
+            ],
+            ignore_conflicts=True,
         )
-        if not created:
-            return f"message {message.pk} was already decided ({message.status})"
-        self.queued.append(message.pk)
-        return f"queued message {message.pk}"
+        pk, status, created_at = (
+            Message.objects.filter(enrollment=context.enrollment, step=context.step)
+            .values_list("pk", "status", "created_at")
+            .get()
+        )
+        if created_at != context.now or status != MessageStatus.QUEUED or pk in self.queued:
+            return f"message {pk} was already decided ({status})"
+        self.queued.append(pk)
+        return f"queued message {pk}"
 
     def call_webhook(self, context: StepContext, url: str, body: dict) -> tuple[bool, str]:
         payload = json.dumps(body, sort_keys=True, default=str).encode()

@@ -19,8 +19,10 @@ from django.db.models import Q
 
 from campaigns.forecast_conditions import clean_condition
 from campaigns.models import Campaign, EmailTemplate, Enrollment, Step
-from campaigns.pacing import customer_zone, frequency_cap_reached, next_local_time, quiet_until
+from campaigns.pacing import customer_zone, next_local_time
 from campaigns.registry import ConfigError, Registry
+from campaigns.send_times import BEST_TIME, SEND_TIMES, best_time_to_send
+from marketing.event_names import EventNameError, check_event_name
 from marketing.models import Customer, Event, Order, OrderStatus, Segment, SegmentKind
 from marketing.segments.registry import RuleError, rule_types
 from ml.forecast_trends import category_trend
@@ -95,6 +97,10 @@ class StepType(ABC):
         """Return the step keys this step may jump to."""
         return []
 
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        """Return the event names the (cleaned) config refers to, so saving can warn of names never received."""
+        return []
+
 
 steps: Registry[StepType] = Registry("step", lambda message: StepError("type", message))
 
@@ -128,7 +134,7 @@ def _static_segment(config: dict) -> int:
 @steps.register("send_email")
 class SendEmail(StepType):
     label = "Send an e-mail"
-    example = {"template": "Picked for you"}
+    example = {"template": "Picked for you", "send_time": "best"}
 
     def clean(self, config, step_keys):
         value = config.get("template")
@@ -139,27 +145,24 @@ class SendEmail(StepType):
             raise StepError("template", f"no e-mail template {value!r}")
         if not template.variants.filter(current_version__isnull=False).exists():
             raise StepError("template", f"{template.name!r} has no saved content yet")
-        return {"template": template.pk}
+        send_time = config.get("send_time", "now")
+        if send_time not in SEND_TIMES:
+            raise StepError(
+                "send_time", f'must be "now" or "{BEST_TIME}" (each customer\'s best time within 24 hours); got {send_time!r}'
+            )
+        return {"template": template.pk, **({"send_time": send_time} if send_time == BEST_TIME else {})}
 
     def run(self, context):
-        campaign = context.campaign
-        zone = customer_zone(context.customer.get("timezone") or "")
-        # An unreadable zone never drops the message: it falls back, and every outcome says so.
-        reported = f"; {zone.problem}" if zone.problem else ""
-        if zone.problem:
-            logger.warning("enrollment %s: %s", context.enrollment.pk, zone.problem)
-        if campaign.quiet_hours:
-            until = quiet_until(context.now, zone.zone)
-            if until is not None:
-                return StepResult(
-                    f"quiet hours in {zone.zone.key} until {until:%Y-%m-%d %H:%M} UTC{reported}", wait_until=until
-                )
-        capped = frequency_cap_reached(
-            context.customer["pk"], context.now, campaign.frequency_cap, campaign.frequency_window_hours
-        )
-        if capped:
-            return StepResult(f"not sent: {capped}{reported}")
-        return StepResult(context.effects.send_email(context, context.step.config["template"]) + reported)
+        # The frequency cap and quiet hours are decided when delivery claims the message, for every
+        # marketing message alike (campaigns.pacing.pace): the step queues it and moves on. Only the
+        # customer's best time is waited for here, outside quiet hours.
+        if context.step.config.get("send_time") == BEST_TIME:
+            zone = customer_zone(context.customer.get("timezone") or "")
+            first_due = context.enrollment.step_started_at
+            at = best_time_to_send(context.customer["pk"], context.now, zone.zone, first_due, context.campaign.quiet_hours)
+            if at > context.now:
+                return StepResult(f"waiting for the customer's best time, {at:%Y-%m-%d %H:%M} UTC", wait_until=at)
+        return StepResult(context.effects.send_email(context, context.step.config["template"]))
 
 
 @steps.register("wait")
@@ -228,9 +231,10 @@ class Branch(StepType):
                 config["forecast"], lambda field, message: StepError(f"forecast.{field}", message)
             ).as_config()
         elif condition == "event_since_entry":
-            if not isinstance(config["event_since_entry"], str) or not config["event_since_entry"]:
-                raise StepError("event_since_entry", "must be an event name, e.g. product_viewed")
-            cleaned["event_since_entry"] = config["event_since_entry"]
+            try:
+                cleaned["event_since_entry"] = check_event_name(config["event_since_entry"])
+            except EventNameError as error:
+                raise StepError("event_since_entry", str(error)) from None
         else:
             if config["ordered_since_entry"] is not True:
                 raise StepError("ordered_since_entry", "must be true")
@@ -239,6 +243,13 @@ class Branch(StepType):
 
     def targets(self, config):
         return [config["then"], config["else"]]
+
+    def event_names(self, config):
+        if "event_since_entry" in config:
+            return [config["event_since_entry"]]
+        if "rule" in config:
+            return rule_types.get(config["rule"]["type"]).event_names(config["rule"]["config"])
+        return []
 
     def run(self, context):
         config, customer_id = context.step.config, context.customer["pk"]

@@ -2,9 +2,12 @@
 
 A trigger type answers one of two questions. Event triggers say whether a stored event matches
 (`matches_event`), and the engine asks them right after the events are committed. Polled
-triggers list the customers to enroll since the last check (`candidates`), and the engine's beat
-tick asks them; a polled trigger whose source has an id or version that only increases reads
-after a cursor instead (`cursored`, `candidates_after`), which the engine keeps on the campaign.
+triggers are asked by the engine's beat tick what was committed after the campaign's cursor
+(`candidates_after`): an id or version of their source that only increases and is committed in
+order (a segment's refresh version, a scoring run, a forecast version), never a time stamp, which
+a transaction can write before a tick and commit after it. They name customers as a SQL set
+(`Audience`) that the engine admits with one INSERT … SELECT, or as a short list of `Candidate`s.
+`candidates(since, now)` answers the same for a window of time, for simulations that replay days.
 Other apps add trigger types in their own `triggers.py`, which the campaigns app discovers at start.
 """
 
@@ -14,17 +17,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from django.db.models import Q
+from django.db.models import F, Max, Q, QuerySet
 
 from campaigns.forecast_conditions import clean_condition
 from campaigns.registry import ConfigError, Registry
+from marketing.event_names import EventNameError, check_event_name
 from marketing.models import Customer, Segment, SegmentChange, SegmentChangeKind
 from ml.buyers import likely_buyers
 from ml.forecast_trends import category_trends
 from ml.intents import INTENTS, SENTIMENTS
-from ml.models import SALES_FORECAST, ModelStatus, ModelVersion, Score
-
-EVENT_NAME_MAX_CHARS = 64
+from ml.models import SALES_FORECAST, ModelStatus, ModelVersion, RunStatus, Score, ScoringRun
 
 
 class TriggerError(ConfigError):
@@ -46,6 +48,24 @@ class StoredEvent:
 class Candidate:
     customer_id: int
     data: dict[str, Any]
+    event_id: int | None = None  # the event that named them: one enrollment per (campaign, event), ever
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Customers named by a query: `rows` yields `customer_id` (and the `per_row` columns); `data` is shared.
+
+    Each enrollment's trigger data is `data` plus, for each name in `per_row`, that column of its row.
+    """
+
+    rows: QuerySet
+    data: dict[str, Any]
+    per_row: tuple[str, ...] = ()
+
+
+def everyone() -> QuerySet:
+    """Every customer, as the rows of an Audience."""
+    return Customer.objects.values(customer_id=F("pk"))
 
 
 class TriggerType(ABC):
@@ -71,13 +91,21 @@ class TriggerType(ABC):
         """Return whether a stored event starts a customer on the campaign (event triggers)."""
         return False
 
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        """Return the event names the (cleaned) config refers to, so saving can warn of names never received."""
+        return []
+
     def candidates(self, config: dict[str, Any], since: datetime | None, now: datetime) -> Iterable[Candidate]:
         """Return the customers to enroll for what happened in (since, now] (polled triggers)."""
         return ()
 
+    def start_cursor(self, config: dict[str, Any], now: datetime) -> int | None:
+        """Return the cursor of what exists at launch, so a trigger that does not look back starts after it."""
+        return None
+
     def candidates_after(
         self, config: dict[str, Any], cursor: int | None, now: datetime
-    ) -> tuple[list[Candidate], int | None]:
+    ) -> "tuple[Audience | list[Candidate], int | None]":
         """Return the customers to enroll for what was committed after `cursor`, and the cursor reached
         (cursored triggers)."""
         return [], cursor
@@ -133,13 +161,17 @@ class EventReceived(TriggerType):
     example = {"event": "cart_added", "properties": {"currency": "EUR"}}
 
     def clean(self, config):
-        name = _text(config, "event")
-        if len(name) > EVENT_NAME_MAX_CHARS:
-            raise TriggerError("event", f"at most {EVENT_NAME_MAX_CHARS} characters")
+        try:
+            name = check_event_name(config.get("event"))
+        except EventNameError as error:
+            raise TriggerError("event", str(error)) from None
         properties = config.get("properties", {})
         if not isinstance(properties, dict):
             raise TriggerError("properties", "must be an object of property: value pairs the event must carry")
         return {"event": name, "properties": properties}
+
+    def event_names(self, config):
+        return [config["event"]]
 
     def matches_event(self, config, event):
         return event.name == config["event"] and all(
@@ -211,18 +243,42 @@ class MessageReceived(TriggerType):
 
 
 class _SegmentChangeTrigger(TriggerType):
+    """Entries or exits recorded by a segment's refreshes, read after the last refresh version looked at.
+
+    A refresh writes its changes and the segment's new version in one transaction holding the
+    segment's row lock, so versions commit in order: every change up to the version read is in.
+    """
+
     polled = True
+    cursored = True
     kind: ClassVar[str]
 
     def clean(self, config):
         return {"segment": _segment(config).pk}
 
+    def start_cursor(self, config, now):
+        return Segment.objects.filter(pk=config["segment"]).values_list("version", flat=True).first() or 0
+
+    def candidates_after(self, config, cursor, now):
+        reached = Segment.objects.filter(pk=config["segment"]).values_list("version", flat=True).first()
+        if reached is None or (cursor is not None and reached <= cursor):
+            return [], cursor
+        # A customer who entered, left and entered again since the last poll is named once, for the last time.
+        rows = (
+            SegmentChange.objects.filter(
+                segment_id=config["segment"], kind=self.kind, version__gt=cursor or 0, version__lte=reached
+            )
+            .values("customer_id")
+            .annotate(version=Max("version"))
+        )
+        return Audience(rows, {"segment": config["segment"]}, per_row=("version",)), reached
+
     def candidates(self, config, since, now):
         changes = SegmentChange.objects.filter(segment_id=config["segment"], kind=self.kind, at__lte=now)
         if since is not None:
             changes = changes.filter(at__gt=since)
-        for customer_id, at in changes.order_by("at").values_list("customer_id", "at"):
-            yield Candidate(customer_id, {"segment": config["segment"], "at": at.isoformat()})
+        for customer_id, version in changes.order_by("at", "pk").values_list("customer_id", "version"):
+            yield Candidate(customer_id, {"segment": config["segment"], "version": version})
 
 
 @triggers.register("segment_entered")
@@ -245,9 +301,15 @@ class Scheduled(TriggerType):
     example = {"at": "2026-12-01T09:00:00+01:00"}
     polled = True
     looks_back = True
+    cursored = True  # the cursor is 1 once the broadcast fired: it fires once, however late the tick
 
     def clean(self, config):
         return {"at": _datetime(config, "at").isoformat()}
+
+    def candidates_after(self, config, cursor, now):
+        if cursor is not None or datetime.fromisoformat(config["at"]) > now:
+            return [], cursor
+        return Audience(everyone(), {"scheduled_at": config["at"]}), 1
 
     def candidates(self, config, since, now):
         at = datetime.fromisoformat(config["at"])
@@ -285,6 +347,10 @@ class Recurring(TriggerType):
         parse_crontab(expression)
         return {"crontab": expression}
 
+    def audience(self, config: dict[str, Any], now: datetime) -> Audience:
+        """Return everyone, for the run of the crontab at `now`."""
+        return Audience(everyone(), {"recurring": config["crontab"], "at": now.isoformat()})
+
     def candidates(self, config, since, now):
         for customer_id in Customer.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5_000):
             yield Candidate(customer_id, {"recurring": config["crontab"], "at": now.isoformat()})
@@ -296,6 +362,7 @@ class DateAttribute(TriggerType):
     example = {"field": "birth_date", "annual": True, "offset_days": 0}
     polled = True
     looks_back = True
+    cursored = True  # the cursor is the day (its ordinal) last looked at: each day is looked at once
 
     def clean(self, config):
         field = _text(config, "field")
@@ -309,6 +376,12 @@ class DateAttribute(TriggerType):
             "annual": annual,
             "offset_days": _whole(config, "offset_days", minimum=-365, maximum=365, default=0),
         }
+
+    def candidates_after(self, config, cursor, now):
+        today = now.date().toordinal()
+        if cursor is not None and cursor >= today:
+            return [], cursor
+        return list(self.candidates(config, None, now)), today
 
     def candidates(self, config, since, now):
         # The customer's day is reached when today equals their date plus the offset; checked once a day.
@@ -347,6 +420,7 @@ class ScoreCrossed(TriggerType):
     label = "A model score reaches a threshold"
     example = {"task": "purchase_propensity", "at_least": 0.7}
     polled = True
+    cursored = True  # the cursor is the last scoring run id up to which every run has finished
 
     def clean(self, config):
         task = _text(config, "task")
@@ -354,6 +428,23 @@ class ScoreCrossed(TriggerType):
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
             raise TriggerError("at_least", "must be a probability between 0 and 1")
         return {"task": task, "at_least": float(threshold)}
+
+    def start_cursor(self, config, now):
+        return _settled_runs(0)[0]
+
+    def candidates_after(self, config, cursor, now):
+        reached, done = _settled_runs(cursor or 0)
+        version = ModelVersion.objects.active(config["task"]).first()
+        # Scores are replaced per version, so only the last finished run of the active version still stands.
+        runs = [run for run in done if version is not None and run[1] == version.pk]
+        if not runs:
+            return [], reached
+        run_id, version_id, as_of = runs[-1]
+        rows = Score.objects.filter(
+            model_version_id=version_id, probability__gte=config["at_least"], scored_at=as_of
+        ).values("customer_id", "probability")
+        data = {"task": config["task"], "version": version_id, "run": run_id}
+        return Audience(rows, data, per_row=("probability",)), reached
 
     def candidates(self, config, since, now):
         version = ModelVersion.objects.active(config["task"]).first()
@@ -364,6 +455,23 @@ class ScoreCrossed(TriggerType):
             scores = scores.filter(scored_at__gt=since)
         for customer_id, probability in scores.values_list("customer_id", "probability"):
             yield Candidate(customer_id, {"task": config["task"], "probability": probability, "version": version.pk})
+
+
+def _settled_runs(cursor: int) -> tuple[int, list[tuple[int, int, datetime]]]:
+    """Return the last scoring run id after `cursor` up to which every run has finished, and the done ones.
+
+    Runs may finish out of order (two at once), so the cursor stops before the first run still running.
+    """
+    reached, done = cursor, []
+    for run_id, status, version_id, as_of in (
+        ScoringRun.objects.filter(pk__gt=cursor).order_by("pk").values_list("pk", "status", "model_version_id", "as_of")
+    ):
+        if status == RunStatus.RUNNING:
+            break
+        reached = run_id
+        if status == RunStatus.DONE:
+            done.append((run_id, version_id, as_of))
+    return reached, done
 
 
 @triggers.register("manual")

@@ -8,7 +8,6 @@ sent once through the API and once in a file, is stored once.
 """
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -16,6 +15,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from marketing.event_names import EVENT_NAME_MAX_CHARS, EventNameError, check_event_name
 from marketing.events import notify_events_stored
 from marketing.first_seen import earliest_by_customer, note_first_seen
 from marketing.imports import values
@@ -23,7 +23,7 @@ from marketing.models import Customer, Event
 from marketing.suppression import email_hash
 
 MAX_BATCH_EVENTS = 1_000
-MAX_EVENT_NAME_CHARS = 64
+MAX_EVENT_NAME_CHARS = EVENT_NAME_MAX_CHARS
 # Devices and shop servers drift; a few minutes ahead is clock skew, more is a wrong time zone.
 MAX_FUTURE_SKEW_S = 300
 MAX_PROPERTIES_BYTES = 16_384  # compact UTF-8 JSON
@@ -34,20 +34,6 @@ WRITE_ATTEMPTS = 3
 
 EVENT_FIELDS = ("id", "customer_id", "name", "occurred_at", "properties", "email")
 REQUIRED_FIELDS = ("customer_id", "name", "occurred_at")
-
-_SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
-# Trailing words that complete a phrasal verb: logged_in, signed_up, opted_out.
-_PARTICLES = frozenset({"in", "out", "up", "down", "off", "on", "over", "back", "away"})
-_IRREGULAR_PAST = frozenset(
-    {
-        "began", "begun", "bought", "built", "came", "chose", "chosen", "cut", "did", "done", "drew",
-        "drawn", "found", "gave", "given", "got", "gotten", "held", "hid", "hidden", "kept", "knew",
-        "known", "led", "left", "lost", "made", "met", "paid", "put", "quit", "ran", "read", "reset",
-        "said", "saw", "seen", "sent", "set", "shown", "shut", "sold", "spent", "split", "stood",
-        "taken", "thought", "told", "took", "undone", "won", "wrote", "written",
-    }
-)  # fmt: skip
-
 
 class FieldError(ValueError):
     """One field of one event is wrong; the message says why."""
@@ -115,24 +101,11 @@ def parse_identifier(value: Any, what: str) -> str:
 
 
 def parse_event_name(value: Any) -> str:
-    """Parse an event name: snake_case ending in a past-tense verb, e.g. cart_added or logged_in."""
-    if not isinstance(value, str):
-        raise FieldError(f"must be a string, not {_json_type(value)}")
-    if len(value) > MAX_EVENT_NAME_CHARS:
-        raise FieldError(f"is longer than {MAX_EVENT_NAME_CHARS} characters")
-    if not _SNAKE_CASE.fullmatch(value):
-        raise FieldError(
-            f"{value!r} is not snake_case (lower-case letters, digits and single underscores, e.g. cart_added)"
-        )
-    words = value.split("_")
-    while len(words) > 1 and words[-1] in _PARTICLES:
-        words.pop()
-    verb = words[-1]
-    if not (verb.endswith("ed") or verb in _IRREGULAR_PAST):
-        raise FieldError(
-            f"{value!r} does not end in a past-tense verb; name what happened, e.g. product_viewed or order_placed"
-        )
-    return value
+    """Parse an event name by the one rule (marketing.event_names): snake_case, past tense, e.g. cart_added."""
+    try:
+        return check_event_name(value)
+    except EventNameError as error:
+        raise FieldError(str(error)) from None
 
 
 def parse_occurred_at(value: Any, now: datetime) -> datetime:
@@ -320,6 +293,7 @@ def _write(events: list[ValidEvent], report: IngestReport, now: datetime) -> Non
                 name=event.name,
                 occurred_at=event.occurred_at,
                 properties=event.properties,
+                live=True,
             )
             for event in pending
         ]

@@ -204,6 +204,11 @@ class Event(models.Model):
     occurred_at = models.DateTimeField()
     properties = models.JSONField(blank=True, db_default={}, default=dict)
     created_at = models.DateTimeField(db_default=Now(), auto_now_add=True)
+    live = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Sent as it happened (the events API), so it may start campaigns; imported history never does.",
+    )
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -365,8 +370,11 @@ class Segment(models.Model):
     size = models.PositiveIntegerField(default=0)
     version = models.PositiveIntegerField(default=0, help_text="Bumped by every refresh that changed membership.")
     last_calculated_at = models.DateTimeField(null=True, blank=True)
-    errors_calculating = models.PositiveIntegerField(default=0)
+    errors_calculating = models.PositiveIntegerField(default=0, help_text="Failed refreshes in a row.")
     last_error = models.TextField(blank=True, default="")
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a failed refresh: the next try, backing off (doubling, capped)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -379,9 +387,18 @@ class Segment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def next_refresh_at(self):
+        """When it is due: its retry after a failure, else its interval after the last refresh (None: now)."""
+        if self.retry_at is not None:
+            return self.retry_at
+        if self.last_calculated_at is None:
+            return None
+        return self.last_calculated_at + timedelta(minutes=self.refresh_every_minutes)
+
     def is_due(self, now) -> bool:
-        """Whether its refresh interval has passed (a segment never refreshed is due)."""
-        return self.last_calculated_at is None or self.last_calculated_at + timedelta(minutes=self.refresh_every_minutes) <= now
+        """Whether its next refresh has come (a segment never refreshed is due)."""
+        due = self.next_refresh_at()
+        return due is None or due <= now
 
 
 class SegmentRule(models.Model):

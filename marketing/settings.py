@@ -291,7 +291,7 @@ TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 2000)
 TEMPLATE_MAX_OUTPUT_CHARS = env_int("TEMPLATE_MAX_OUTPUT_CHARS", 1_000_000)
 # Where each recipient's product recommendations come from: a function taking customer ids and
 # returning {customer_id: [product dicts]}. The default gives everyone an empty list.
-RECOMMENDATION_SOURCE = env_str("RECOMMENDATION_SOURCE", "campaigns.context.no_recommendations")
+RECOMMENDATION_SOURCE = env_str("RECOMMENDATION_SOURCE", "ml.recommendations.active_recommendations")
 # Delivery: messages per task, each batch on one SMTP connection.
 SEND_BATCH_SIZE = env_int("SEND_BATCH_SIZE", 200)
 SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 6)
@@ -309,6 +309,14 @@ ENGINE_TICK_S = env_int("ENGINE_TICK_S", 5)
 ENGINE_BATCH_SIZE = env_int("ENGINE_BATCH_SIZE", 200)
 # An enrollment handed to a worker and not released this long after is handed over again.
 ENGINE_STALL_S = env_int("ENGINE_STALL_S", 120)
+# The tick repairs event hand-overs the broker lost: events stored at least this long ago that no
+# enrollment names yet. The fast path takes well under a second; the wait lets every transaction that
+# drew a lower event id commit first. Events read per campaign and tick at most (a few ms of SQL).
+ENGINE_EVENT_REPAIR_S = env_int("ENGINE_EVENT_REPAIR_S", 60)
+ENGINE_EVENT_REPAIR_BATCH = env_int("ENGINE_EVENT_REPAIR_BATCH", 5_000)
+# Events stored by one web process within this many milliseconds go to the engine as one task: at
+# 100 requests a second a worker pays its per-task cost once per few events (0: one task per request).
+ENGINE_EVENT_GATHER_MS = env_int("ENGINE_EVENT_GATHER_MS", 100)
 # Respecting people: across all campaigns, at most this many marketing messages per customer per window.
 FREQUENCY_CAP_MESSAGES = env_int("FREQUENCY_CAP_MESSAGES", 3)
 FREQUENCY_CAP_WINDOW_HOURS = env_int("FREQUENCY_CAP_WINDOW_HOURS", 24)
@@ -374,6 +382,7 @@ CELERY_TASK_ROUTES = {
     "ml.start_scoring_run": {"queue": Queue.SCORING.value},
     "ml.score_chunk": {"queue": Queue.SCORING.value},
     "ml.resume_stalled_runs": {"queue": Queue.SCORING.value},
+    "ml.recommend_chunk": {"queue": Queue.SCORING.value},
 }
 # Beat keeps its schedule in the database: the entries below are written there at start, and each
 # recurring campaign adds its own, which the admin can edit (Periodic tasks).
@@ -444,6 +453,29 @@ ML_SCORING_STALL_S = env_int("ML_SCORING_STALL_S", 600)
 ML_REASONS_TOP_DECILES = env_int("ML_REASONS_TOP_DECILES", 0)
 ML_FAIRNESS_THRESHOLD = float(env_str("ML_FAIRNESS_THRESHOLD") or 0.3)
 ML_FAIRNESS_MIN_GROUP = env_int("ML_FAIRNESS_MIN_GROUP", 30)
+# Recommendations: a year of purchases, views and clicks, judged on the 30 days after a cutoff.
+ML_RECOMMEND_HISTORY_DAYS = env_int("ML_RECOMMEND_HISTORY_DAYS", 365)
+ML_RECOMMEND_EVALUATION_DAYS = env_int("ML_RECOMMEND_EVALUATION_DAYS", 30)
+# What a customer bought this recently is never recommended to them.
+ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS = env_int("ML_RECOMMEND_EXCLUDE_BOUGHT_DAYS", 30)
+# Picks stored per customer: more than an e-mail shows, so products out of stock at send time can be skipped.
+ML_RECOMMEND_STORED = env_int("ML_RECOMMEND_STORED", 12)
+# About 1.5 s per chunk of 20,000 customers with ten products each (read, pick, COPY) in bench/recommend.py.
+ML_RECOMMEND_CHUNK_CUSTOMERS = env_int("ML_RECOMMEND_CHUNK_CUSTOMERS", 20_000)
+ML_RECOMMEND_MIN_PRODUCTS = env_int("ML_RECOMMEND_MIN_PRODUCTS", 10)
+ML_RECOMMEND_MIN_BUYERS = env_int("ML_RECOMMEND_MIN_BUYERS", 50)
+ML_RECOMMEND_MIN_ORDER_LINES = env_int("ML_RECOMMEND_MIN_ORDER_LINES", 200)
+ML_RECOMMEND_MIN_JUDGED_BUYERS = env_int("ML_RECOMMEND_MIN_JUDGED_BUYERS", 20)
+# Customers judged per window at most, spread evenly over those who bought (figures to about ±0.005), and
+# customers whose histories the configuration is chosen on: training stays under a minute at a million.
+ML_RECOMMEND_EVALUATION_CUSTOMERS = env_int("ML_RECOMMEND_EVALUATION_CUSTOMERS", 20_000)
+ML_RECOMMEND_TUNING_CUSTOMERS = env_int("ML_RECOMMEND_TUNING_CUSTOMERS", 100_000)
+# Send times (the defaults when the month before the judged one is too thin to choose them on): below this
+# many opens and clicks, a customer's hour of the day is used, not of the week.
+ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS = env_int("ML_SEND_TIME_WEEKLY_MIN_ENGAGEMENTS", 20)
+# Pseudo-engagements of the shop-wide pattern added to every customer's own (shrinkage).
+ML_SEND_TIME_PRIOR_STRENGTH = float(env_str("ML_SEND_TIME_PRIOR_STRENGTH") or 5.0)
+ML_SEND_TIME_HISTORY_DAYS = env_int("ML_SEND_TIME_HISTORY_DAYS", 365)
 
 # Sales forecasts (ml.forecast): weekly units and revenue per category, see docs/forecasts.md.
 FORECAST_HORIZON_WEEKS = env_int("FORECAST_HORIZON_WEEKS", 8)

@@ -2,11 +2,11 @@
 customer's score with its reasons on their own page."""
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from marketing.admin import CustomerAdmin
+from marketing.enqueue import enqueue_on_commit
 from marketing.models import Customer
 from marketing.permissions import AdminActionPermissions
 from ml import charts
@@ -16,7 +16,6 @@ from ml.explanations import reasons_for
 from ml.models import Backtest, ModelStatus, ModelVersion, Score, ScoringRun
 from ml.reasons import worded
 from ml.registry import ActivationRefused, activate_version, roll_back
-from ml.tasks import start_scoring_run_task
 
 BASELINES = (("model", "Model"), ("recency", "Recency rank"), ("logistic", "Logistic regression"), ("bgnbd", "BG/NBD"))
 
@@ -352,7 +351,7 @@ class ScoringRunAdmin(AdminActionPermissions, admin.ModelAdmin):
 
     @admin.action(description="Score every customer again with the active model (as of now)", permissions=["activate"])
     def score_again(self, request, queryset) -> None:
-        transaction.on_commit(start_scoring_run_task.delay)
+        enqueue_on_commit("ml.start_scoring_run")
         self.message_user(request, "A new scoring run was queued; it appears here when it starts.")
 
 

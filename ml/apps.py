@@ -13,3 +13,4 @@ class MlConfig(AppConfig):
         register_api_path(PATH, openapi_operations)
         # The message-intent versions' admin page lives in its own module.
         import ml.intent_admin  # noqa: F401
+        import ml.recommend_admin  # noqa: F401

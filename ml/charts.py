@@ -251,3 +251,48 @@ def forecast_chart(
             body.append(f'<line x1="{left}" y1="{top - 3}" x2="{left + 14}" y2="{top - 3}" stroke="{colour}" stroke-width="3"/>')
         body.append(_text(left + 18, top, name))
     return _document(title, body, CURVE_HEIGHT - 10, FORECAST_WIDTH)
+
+
+BAR_GROUP_GAP = 18
+
+
+def grouped_bar_chart(title: str, groups: dict[str, dict[str, float]], percent: bool = False) -> str:
+    """Return an SVG of vertical bars: one group per measure, one coloured bar per model, with a legend.
+
+    `groups` maps a measure's label to {model label: value}; every group names the same models in order.
+    """
+    names = list(next(iter(groups.values()), {}))
+    if len(names) > len(PALETTE):
+        raise ValueError(f"at most {len(PALETTE)} models per chart, not {len(names)}")
+    scale = _nice_ceiling(max((value for values in groups.values() for value in values.values()), default=0.0))
+    body = [
+        f'<rect x="{PLOT_LEFT}" y="{PLOT_TOP}" width="{PLOT_RIGHT - PLOT_LEFT}" '
+        f'height="{PLOT_BOTTOM - PLOT_TOP}" fill="none" stroke="#333333"/>'
+    ]
+    for step in range(TICK_COUNT + 1):
+        value = scale * step / TICK_COUNT
+        y = _y(value, scale)
+        label = f"{value:.0%}" if percent else _tick_label(value)
+        body.append(f'<line x1="{PLOT_LEFT}" y1="{y:.1f}" x2="{PLOT_RIGHT}" y2="{y:.1f}" stroke="#eeeeee"/>')
+        body.append(_text(PLOT_LEFT - 6, y + 3, label, anchor="end"))
+    group_width = (PLOT_RIGHT - PLOT_LEFT) / max(len(groups), 1)
+    bar_width = (group_width - BAR_GROUP_GAP) / max(len(names), 1)
+    for index, (measure, values) in enumerate(groups.items()):
+        left = PLOT_LEFT + index * group_width + BAR_GROUP_GAP / 2
+        for position, name in enumerate(names):
+            value = values[name]
+            top = _y(value, scale)
+            shown = f"{value:.1%}" if percent else f"{value:.4g}"
+            body.append(
+                f'<rect x="{left + position * bar_width:.1f}" y="{top:.1f}" width="{bar_width - 2:.1f}" '
+                f'height="{PLOT_BOTTOM - top:.1f}" fill="{PALETTE[position]}">'
+                f"<title>{escape(name)}, {escape(measure)}: {shown}</title></rect>"
+            )
+        body.append(_text(left + (group_width - BAR_GROUP_GAP) / 2, PLOT_BOTTOM + 14, measure, anchor="middle"))
+    for index, (colour, name) in enumerate(zip(PALETTE, names, strict=False)):
+        x = PLOT_LEFT + LEGEND_COLUMN_WIDTH * (index % 2)
+        y = PLOT_BOTTOM + 36 + LEGEND_ROW_HEIGHT * (index // 2)
+        body.append(f'<rect x="{x}" y="{y - 9}" width="12" height="10" fill="{colour}"/>')
+        body.append(_text(x + 18, y, _shortened(name)))
+    height = PLOT_BOTTOM + 44 + LEGEND_ROW_HEIGHT * ((len(names) + 1) // 2)
+    return _document(title, [_text(PLOT_LEFT, PLOT_TOP - 2, title), *body], height)

@@ -224,3 +224,65 @@ class IntentModelVersion(ModelVersion):
     class Meta:
         proxy = True
         verbose_name = "message intent model"
+
+
+PRODUCT_RECOMMENDATIONS = "product_recommendations"
+
+
+class Recommendation(models.Model):
+    """One customer's stored picks under a version: product ids best first, with their scores."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="recommendations")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="recommendations", db_constraint=False
+    )
+    product_ids = models.JSONField(default=list, help_text="Product ids, best first; more than a message shows, so "
+                                   "that products out of stock at send time can be skipped.")
+    scores = models.JSONField(default=list)
+    computed_at = models.DateTimeField(help_text="The moment the customer's history was read as of.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "customer"], name="recommendation_unique_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {len(self.product_ids)} picks"
+
+
+class RecommenderVersion(ModelVersion):
+    """The versions of the product recommender, for their own admin page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "recommender version"
+
+
+SEND_TIMES = "send_times"
+
+
+class SendTime(models.Model):
+    """A customer's best hours to receive e-mail under a version, in their own local time."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="send_times")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="send_times", db_constraint=False)
+    hours = models.JSONField(
+        default=list,
+        help_text="Local hours of the week (0 = Monday 00:00, 167 = Sunday 23:00), best first.",
+    )
+    engagements = models.PositiveIntegerField(default=0, help_text="Opens and clicks by a person it learned from.")
+    weekly = models.BooleanField(default=True, help_text="False when history was thin and the hour of day was used.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "customer"], name="send_time_unique_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: hour {self.hours[:1]}"
+
+
+class SendTimeVersion(ModelVersion):
+    """The versions of the send-time model, for their own admin page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "send-time model"

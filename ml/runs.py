@@ -17,7 +17,17 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ml.models import PURCHASE_PROPENSITY, ChunkStatus, ModelVersion, RunStatus, Score, ScoringChunk, ScoringRun
+from marketing.enqueue import enqueue
+from ml.models import (
+    PRODUCT_RECOMMENDATIONS,
+    PURCHASE_PROPENSITY,
+    ChunkStatus,
+    ModelVersion,
+    RunStatus,
+    Score,
+    ScoringChunk,
+    ScoringRun,
+)
 from ml.queries import READ_CHUNK_CUSTOMERS, customer_ids, id_ranges, read_aggregates, read_season_index
 from ml.registry import scorer_for
 from ml.scoring import assign_deciles, decile_cut_points
@@ -69,10 +79,10 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
 
 def enqueue_pending_chunks(run: ScoringRun) -> int:
     """Send one task per pending chunk once the surrounding transaction commits."""
-    from ml.tasks import score_chunk_task  # the tasks module imports this one
-
+    # Recommendation runs share these rows; their chunks go to their own task.
+    name = "ml.recommend_chunk" if run.model_version.task == PRODUCT_RECOMMENDATIONS else "ml.score_chunk"
     chunk_ids = list(run.chunks.pending().values_list("pk", flat=True))
-    transaction.on_commit(lambda: [score_chunk_task.delay(chunk_id) for chunk_id in chunk_ids])
+    transaction.on_commit(lambda: [enqueue(name, chunk_id) for chunk_id in chunk_ids])
     return len(chunk_ids)
 
 
@@ -175,7 +185,7 @@ def _copy_escape(text: str) -> str:
 def resume_stalled_runs(now: datetime | None = None) -> int:
     """Re-send the pending chunks of runs that made no progress for a while (a worker died, a task was lost)."""
     now = now or timezone.now()
-    stalled = ScoringRun.objects.filter(
+    stalled = ScoringRun.objects.select_related("model_version").filter(
         status=RunStatus.RUNNING, updated_at__lt=now - timedelta(seconds=settings.ML_SCORING_STALL_S)
     )
     sent = 0

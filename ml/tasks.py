@@ -6,6 +6,7 @@ from datetime import datetime
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from ml.recommend_runs import recommend_chunk
 from ml.runs import record_chunk_failure, resume_stalled_runs, score_chunk, start_scoring_run
 
 logger = logging.getLogger("kairos")
@@ -42,3 +43,21 @@ def resume_stalled_runs_task() -> None:
     sent = resume_stalled_runs()
     if sent:
         logger.warning("re-sent %d chunks of stalled scoring runs", sent)
+
+
+@shared_task(
+    name="ml.recommend_chunk",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def recommend_chunk_task(chunk_id: int) -> None:
+    """Compute and store one chunk of a recommendation run; a chunk already written is skipped."""
+    try:
+        recommend_chunk(chunk_id)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as error:
+        record_chunk_failure(chunk_id, f"{type(error).__name__}: {error}")
+        raise

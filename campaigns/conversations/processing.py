@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from campaigns.engine import enroll_for_events
 from campaigns.triggers import MESSAGE_RECEIVED_EVENT
+from marketing.enqueue import enqueue
 from marketing.models import Event, InboundMessage, InboundStatus
 from ml.intent_registry import classified_text, classify_texts
 from ml.intents import Prediction
@@ -140,6 +141,4 @@ def _process(message: InboundMessage, prediction: Prediction | None, version: st
 
 def hand_messages_to_conversations(message_ids: list[int]) -> None:
     """Listen for newly stored messages (registered with marketing at start): read them in a worker."""
-    from campaigns.tasks import process_messages_task
-
-    process_messages_task.delay(message_ids)
+    enqueue("campaigns.process_messages", message_ids)

@@ -11,6 +11,7 @@ from campaigns.models.content import (
 from campaigns.models.conversations import PromotionHold
 from campaigns.models.delivery import (
     REPLY_KINDS,
+    TRANSACTIONAL_KINDS,
     Broadcast,
     BroadcastStatus,
     Message,
@@ -30,6 +31,7 @@ from campaigns.models.engine import (
 
 __all__ = [
     "REPLY_KINDS",
+    "TRANSACTIONAL_KINDS",
     "PromotionHold",
     "Broadcast",
     "Campaign",

@@ -32,6 +32,17 @@ class Broadcast(models.Model):
         help_text="Blank sends to every customer who may be mailed.",
     )
     status = models.CharField(max_length=8, choices=BroadcastStatus.choices, default=BroadcastStatus.DRAFT)
+    send_at_best_time = models.BooleanField(
+        default=False,
+        help_text="Send each message at its customer's best time within the next 24 hours (outside quiet hours), "
+        "learned by train_send_times; without an active send-time model, everything goes at once.",
+    )
+    pacing_exemption = models.TextField(
+        blank=True,
+        default="",
+        help_text="Blank: the frequency cap and quiet hours apply, as to every marketing message. To send regardless "
+        "(a legally required notice, a recall), write why; the reason is kept and shown with the broadcast.",
+    )
     queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -44,13 +55,16 @@ class Broadcast(models.Model):
 
 class MessageKind(models.TextChoices):
     MARKETING = "marketing", "Marketing"
-    TEST = "test", "Test send"
+    TEST = "test", "Test send to an address a user typed"
     AUTO_REPLY = "auto_reply", "Automatic reply to a customer's message"
     REPLY = "reply", "Reply by a person to a customer's message"
+    CONFIRMATION = "confirmation", "Confirmation of something the customer did or asked for"
 
 
 # Answers to what a customer wrote: no marketing consent needed, never held, never sent to a bounced address.
 REPLY_KINDS = (MessageKind.AUTO_REPLY, MessageKind.REPLY)
+# Exempt from the frequency cap and quiet hours, and never counted towards the cap.
+TRANSACTIONAL_KINDS = (MessageKind.TEST, MessageKind.AUTO_REPLY, MessageKind.REPLY, MessageKind.CONFIRMATION)
 
 
 class MessageStatus(models.TextChoices):
@@ -75,7 +89,7 @@ class MessageQuerySet(models.QuerySet):
 class Message(models.Model):
     """One e-mail to one person: written before it is sent, final once it was."""
 
-    kind = models.CharField(max_length=10, choices=MessageKind.choices, default=MessageKind.MARKETING)
+    kind = models.CharField(max_length=12, choices=MessageKind.choices, default=MessageKind.MARKETING)
     broadcast = models.ForeignKey(Broadcast, on_delete=models.PROTECT, null=True, blank=True, related_name="messages")
     enrollment = models.ForeignKey(
         "campaigns.Enrollment", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
@@ -124,7 +138,8 @@ class Message(models.Model):
     machine_open_count = models.PositiveIntegerField(default=0)
     clicked_at = models.DateTimeField(null=True, blank=True)
     click_count = models.PositiveIntegerField(default=0)
-    # Not auto_now_add: the engine writes the time it decided to send, which the frequency cap counts from.
+    # Not auto_now_add: the engine writes the time it queued the message. The frequency cap counts from the
+    # claim (`claimed_at`), where delivery decides whether a marketing message leaves now.
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -69,13 +69,14 @@ class Campaign(models.Model):
     status = models.CharField(max_length=9, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     launched_at = models.DateTimeField(null=True, blank=True)
     trigger_checked_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Polled triggers look at what changed since this moment."
+        null=True, blank=True, editable=False, help_text="When the tick last asked the trigger what is new."
     )
     trigger_cursor = models.BigIntegerField(
         null=True,
         blank=True,
         editable=False,
-        help_text="Cursored triggers look at what was committed after this id (e.g. a forecast version).",
+        help_text="The trigger reads what was committed after this id or version (an event, a segment refresh, "
+        "a scoring run, a forecast version); it only increases.",
     )
     replaces = models.ForeignKey(
         "self",
@@ -157,6 +158,9 @@ class Enrollment(models.Model):
         max_length=40, blank=True, default="", help_text="The A/B variant chosen by a split step."
     )
     trigger_data = models.JSONField(default=dict, blank=True, help_text="What started it, e.g. the event's properties.")
+    # No foreign key: events are the largest table. With the constraint below, the fast path and the
+    # tick's repair of lost hand-overs admit one event once, whichever runs first.
+    event_id = models.BigIntegerField(null=True, blank=True, editable=False, help_text="The event that started it.")
     note = models.TextField(blank=True, default="", help_text="Why it ended, or what it waits for.")
 
     objects = EnrollmentQuerySet.as_manager()
@@ -166,7 +170,10 @@ class Enrollment(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["campaign", "customer"], condition=Q(state="active"), name="enrollment_one_live_per_customer"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "event_id"], condition=Q(event_id__isnull=False), name="enrollment_one_per_event"
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "next_run_at"], name="enrollment_due"),

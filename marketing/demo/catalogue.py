@@ -127,11 +127,15 @@ def build_catalogue(rng: Random, size: int = CATALOGUE_SIZE) -> Catalogue:
     products: list[ProductSpec] = []
     shelves: list[tuple[int, ...]] = []
     weights: list[tuple[float, ...]] = []
+    editions: dict[str, int] = {}  # a shop names each product once: a repeated draw becomes a new edition
     for category in CATEGORIES:
         count = max(1, round(size * category.share))
         shelf = []
         for number in range(1, count + 1):
             name = f"{rng.choice(STYLES)} {rng.choice(category.items)} – {rng.choice(category.variants)}"
+            editions[name] = editions.get(name, 0) + 1
+            if editions[name] > 1:
+                name = f"{name}, edition {editions[name]}"
             sku = f"{category.sku_prefix}-{number:04d}"
             shelf.append(len(products))
             products.append(

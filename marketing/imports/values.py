@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from marketing.event_names import check_event_name
+
 Parser = Callable[[str], Any]
 
 # Years outside this window are typos (0024, 20024) rather than real orders or birthdays.
@@ -21,7 +23,6 @@ LATEST_YEAR = 2100
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$", re.ASCII)
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$", re.ASCII)
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$", re.ASCII)
-_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$", re.ASCII)
 _COMPACT_DATE = re.compile(r"^\d{8}$", re.ASCII)
 _COMPACT_DATETIME = re.compile(r"^\d{14}$", re.ASCII)
 
@@ -151,10 +152,8 @@ def time_zone(value: str) -> str:
 
 
 def event_name(value: str) -> str:
-    """Parse an event name: lower case, starting with a letter, e.g. product_viewed."""
-    if not _EVENT_NAME.match(value):
-        raise ValueError(f"{value!r} is not an event name such as product_viewed (lower case, at most 64 characters)")
-    return value
+    """Parse an event name by the one rule (marketing.event_names): snake_case, past tense, e.g. product_viewed."""
+    return check_event_name(value)
 
 
 def choice(choices: dict[str, str]) -> Parser:

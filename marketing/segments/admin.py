@@ -7,23 +7,22 @@ the rules would select without saving anything, and follows the segment's size o
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from marketing.enqueue import enqueue_on_commit
+from marketing.event_names import unknown_event_warnings
 from marketing.models import Segment, SegmentChange, SegmentKind, SegmentRule, SegmentSize
 from marketing.segments.compiler import RuleSpec, check_rules
 from marketing.segments.refresh import freeze_segment, preview
 from marketing.segments.registry import rule_types
-from marketing.tasks import refresh_segment_task
 
 PREVIEW = "_preview"  # name of the submit button that previews instead of saving
 CHART_POINTS = 90
@@ -144,16 +143,16 @@ def size_chart(sizes: list[tuple[datetime, int]], width: int = 640, height: int 
 
 def enqueue_refresh(segment_id: int) -> None:
     """Refresh the segment in a worker once the current transaction has committed."""
-    transaction.on_commit(partial(refresh_segment_task.delay, segment_id))
+    enqueue_on_commit("marketing.refresh_segment", segment_id)
 
 
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
-    list_display = ["name", "kind", "match", "size", "last_calculated_at", "errors"]
+    list_display = ["name", "kind", "match", "size", "last_calculated_at", "errors", "next_try"]
     list_filter = ["kind"]
     search_fields = ["name"]
-    readonly_fields = ["size", "version", "last_calculated_at", "errors_calculating", "last_error"]
+    readonly_fields = ["size", "version", "last_calculated_at", "errors_calculating", "last_error", "retry_at"]
     fieldsets = [
         (None, {"fields": ["name", "description", "kind", "match", "refresh_every_minutes"]}),
         ("Recalculation", {"fields": readonly_fields}),
@@ -164,6 +163,25 @@ class SegmentAdmin(admin.ModelAdmin):
     @admin.display(description="errors")
     def errors(self, segment: Segment) -> str:
         return Truncator(segment.last_error).chars(60)
+
+    @admin.display(description="next try", ordering="retry_at")
+    def next_try(self, segment: Segment):
+        return segment.retry_at or "—"
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        """Save the rules, then refresh the segment once they are committed: its size is never a stale 0."""
+        super().save_related(request, form, formsets, change)
+        names = [
+            name
+            for rule in form.instance.rules.all()
+            if rule.type in rule_types
+            for name in rule_types.get(rule.type).event_names(rule.config or {})
+        ]
+        for warning in unknown_event_warnings(names):
+            self.message_user(request, warning, messages.WARNING)
+        if form.instance.kind == SegmentKind.DYNAMIC:
+            enqueue_refresh(form.instance.pk)
+            self.message_user(request, f"Refresh of {form.instance} queued; its size shows once it has run.")
 
     def get_form(self, request: HttpRequest, obj: Segment | None = None, change: bool = False, **kwargs):
         form_class = super().get_form(request, obj, change, **kwargs)

@@ -9,10 +9,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -31,6 +31,9 @@ from marketing.segments.registry import rule_types
 logger = logging.getLogger("kairos")
 
 PREVIEW_SAMPLE_SIZE = 10
+# A failing segment is tried again after 1, 2, 4 … minutes, at most every 6 hours, never blocking another.
+SEGMENT_RETRY_BASE_S = 60
+SEGMENT_RETRY_MAX_S = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -119,12 +122,19 @@ def refresh_segment(segment_id: int, now: datetime | None = None) -> RefreshResu
         with transaction.atomic():
             return _refresh_locked(segment_id, now)
     except Exception as error:
+        failures = (Segment.objects.filter(pk=segment_id).values_list("errors_calculating", flat=True).first() or 0) + 1
         Segment.objects.filter(pk=segment_id).update(
-            errors_calculating=F("errors_calculating") + 1, last_error=f"{type(error).__name__}: {error}"[:2000],
-            last_calculated_at=now,
+            errors_calculating=failures,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+            retry_at=now + retry_delay(failures),
         )
         logger.exception("refresh of segment %s failed; its last membership stays", segment_id)
         raise
+
+
+def retry_delay(failures: int) -> timedelta:
+    """Wait before the next try after this many failed refreshes in a row: doubling from the base, capped."""
+    return timedelta(seconds=min(SEGMENT_RETRY_BASE_S * 2 ** (failures - 1), SEGMENT_RETRY_MAX_S))
 
 
 def _refresh_locked(segment_id: int, now: datetime) -> RefreshResult:
@@ -151,32 +161,50 @@ def _refresh_locked(segment_id: int, now: datetime) -> RefreshResult:
     changed = bool(entered or exited)
     Segment.objects.filter(pk=segment.pk).update(
         size=size, version=version if changed else segment.version, last_calculated_at=now,
-        errors_calculating=0, last_error="",
+        errors_calculating=0, last_error="", retry_at=None,
     )
     SegmentSize.objects.create(segment=segment, at=now, size=size, entered=entered, exited=exited)
     return RefreshResult(segment.pk, True, size, entered, exited, version if changed else segment.version)
 
 
-def refresh_due_segments(now: datetime | None = None) -> list[RefreshResult]:
-    """Refresh every dynamic segment whose interval has passed, nested ones after those they use."""
+def due_segments(now: datetime | None = None) -> list[int]:
+    """Return the ids of the dynamic segments due now, the longest-waiting first, nested ones after those they use.
+
+    The beat task queues one refresh task per id, so a slow or failing segment holds up no other.
+    """
     now = now or timezone.now()
     # Segments number in the tens or hundreds: reading them all is cheaper than date arithmetic
     # that SQLite and PostgreSQL spell differently.
-    return _refresh_in_order([segment for segment in _dynamic_segments() if segment.is_due(now)], now)
+    due = [segment for segment in _dynamic_segments() if segment.is_due(now)]
+    due.sort(key=lambda segment: (segment.next_refresh_at() is not None, segment.next_refresh_at() or now, segment.pk))
+    return [segment.pk for segment in _dependencies_first(due)]
+
+
+def refresh_due_segments(now: datetime | None = None) -> list[RefreshResult]:
+    """Refresh, in this process, every dynamic segment due now; one that fails is recorded and skipped."""
+    now = now or timezone.now()
+    return _refresh_each(due_segments(now), now)
 
 
 def refresh_all_segments(now: datetime | None = None) -> list[RefreshResult]:
-    """Refresh every dynamic segment now (after an import, say), nested ones last."""
+    """Refresh every dynamic segment now (after an import, say), nested ones last; one that fails is skipped."""
     now = now or timezone.now()
-    return _refresh_in_order(_dynamic_segments(), now)
+    segments = sorted(_dynamic_segments(), key=lambda segment: segment.pk)
+    return _refresh_each([segment.pk for segment in _dependencies_first(segments)], now)
 
 
 def _dynamic_segments() -> list[Segment]:
     return list(Segment.objects.dynamic().prefetch_related("rules"))
 
 
-def _refresh_in_order(segments: list[Segment], now: datetime) -> list[RefreshResult]:
-    return [refresh_segment(segment.pk, now) for segment in _dependencies_first(segments)]
+def _refresh_each(segment_ids: list[int], now: datetime) -> list[RefreshResult]:
+    results = []
+    for segment_id in segment_ids:
+        try:
+            results.append(refresh_segment(segment_id, now))
+        except Exception:  # recorded on the segment by refresh_segment, with its next try
+            continue
+    return results
 
 
 def _dependencies_first(segments: list[Segment]) -> list[Segment]:
@@ -201,8 +229,8 @@ def _dependencies_first(segments: list[Segment]) -> list[Segment]:
         placed.add(segment_id)
         ordered.append(by_id[segment_id])
 
-    for segment_id in sorted(by_id):
-        place(segment_id, frozenset())
+    for segment in segments:  # in the order given: the longest-waiting first
+        place(segment.pk, frozenset())
     return ordered
 
 

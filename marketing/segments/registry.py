@@ -74,6 +74,10 @@ class RuleType(ABC):
         """Return the ids of segments this rule depends on (for refusing cycles)."""
         return set()
 
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        """Return the event names the (cleaned) config refers to, so saving can warn of names never received."""
+        return []
+
 
 class Registry:
     """Rule types by key; registering a key twice, or asking for an unknown one, fails loudly."""

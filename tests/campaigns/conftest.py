@@ -22,8 +22,14 @@ def welcome_template(db):
 
 
 @pytest.fixture
-def broadcast_to(welcome_template):
-    """Return a function that creates a draft broadcast of the welcome template."""
+def no_quiet_hours(settings):
+    """Let marketing messages leave at any hour: for tests of delivery itself, which CI runs at any hour."""
+    settings.QUIET_HOURS_START_HOUR = settings.QUIET_HOURS_END_HOUR = 0
+
+
+@pytest.fixture
+def broadcast_to(welcome_template, no_quiet_hours):
+    """Return a function that creates a draft broadcast of the welcome template (sent at any hour)."""
 
     def create(name: str = "Winter sale") -> Broadcast:
         return Broadcast.objects.create(name=name, template=welcome_template)

@@ -70,7 +70,7 @@ def test_a_campaign_with_valid_configs_is_saved_as_a_draft(marketer, welcome_tem
 @pytest.mark.parametrize(
     ("fields", "steps", "error"),
     [
-        ({"trigger_config": '{"event": ""}'}, [{"position": "0", "key": "end", "type": "exit", "config": "{}"}], "event: must be non-empty text"),
+        ({"trigger_config": '{"event": ""}'}, [{"position": "0", "key": "end", "type": "exit", "config": "{}"}], "event: is empty; name what happened, e.g. cart_added"),
         ({}, [{"position": "0", "key": "hello", "type": "send_email", "config": '{"template": "Nope"}'}], "template: no e-mail template &#x27;Nope&#x27;"),
         ({}, [{"position": "0", "key": "check", "type": "branch", "config": '{"ordered_since_entry": true, "then": "gone", "else": "check"}'}],
          "then: must name a step of this campaign (check); got &#x27;gone&#x27;"),

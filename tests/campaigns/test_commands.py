@@ -1,5 +1,6 @@
 """The send_broadcast command: starter templates, a segment's members, and errors that name the option."""
 
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -19,7 +20,7 @@ def send(*arguments: str) -> str:
 
 
 @pytest.mark.django_db(transaction=True)  # commits as the command does in production, so tasks run before it reports
-def test_a_broadcast_to_a_static_segment_installs_the_starter_and_sends_to_its_mailable_members():
+def test_a_broadcast_to_a_static_segment_installs_the_starter_and_sends_to_its_mailable_members(office_hours):
     members = [CustomerFactory(), CustomerFactory(), CustomerFactory(consent_state=Consent.OPTED_OUT)]
     CustomerFactory()  # not a member
     segment = Segment.objects.create(name="VIP", kind="static")
@@ -68,3 +69,20 @@ def test_an_unknown_template_or_segment_is_refused_by_name(arguments, message):
 
     assert str(refused.value) == message
     assert Message.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broadcast_at_night_says_how_many_wait_for_the_morning(time_machine):
+    time_machine.move_to(datetime(2026, 3, 2, 22, 0, tzinfo=UTC), tick=False)  # 23:00 in Berlin, 17:00 in New York
+    for zone in ("Europe/Berlin", "Europe/Berlin"):
+        CustomerFactory(timezone=zone)
+    CustomerFactory(timezone="America/New_York")
+
+    output = send("Late", "--template", "Picked for you", "--install-starters")
+
+    assert output.splitlines()[1:] == [
+        f"broadcast {Message.objects.first().broadcast_id} 'Late': 3 messages queued to every mailable customer",
+        "messages: 2 queued, 1 sent",
+        "2 wait for the end of quiet hours in their time zone; they leave then",
+    ]
+    assert len(mail.outbox) == 1

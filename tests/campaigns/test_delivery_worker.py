@@ -25,6 +25,9 @@ def worker_mail(smtp_server, monkeypatch):
     """Make the worker process (started after this fixture) send through the test's SMTP server."""
     monkeypatch.setenv("EMAIL_URL", f"smtp://{smtp_server.host}:{smtp_server.port}")
     monkeypatch.setenv("EMAIL_TIMEOUT", str(PROGRESS_TIMEOUT_S))  # the held recipient must not time out first
+    # The worker reads its own clock: quiet hours off, so a run at night measures delivery, not the morning.
+    monkeypatch.setenv("QUIET_HOURS_START_HOUR", "0")
+    monkeypatch.setenv("QUIET_HOURS_END_HOUR", "0")
     return smtp_server
 
 

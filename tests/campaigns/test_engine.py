@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.delivery import send_messages
+from campaigns.delivery import dispatch_due_messages, send_messages
 from campaigns.engine import CampaignError, advance, dispatch_due, enroll_by_hand, enroll_for_events, launch, tick
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step, StepVisit
 from marketing.models import Consent, Event, Suppression, SuppressionReason
@@ -285,8 +285,12 @@ def test_the_frequency_cap_counts_every_campaign(welcome_template, clock, run, s
         clock.advance(hours=1)
 
     assert received(smtp_settings) == {customer.email: 2}
-    capped = StepVisit.objects.get(enrollment__campaign=campaigns[2])
-    assert capped.outcome == "not sent: frequency cap: 2 marketing messages in the last 24 h (at most 2)"
+    capped = Message.objects.get(enrollment__campaign=campaigns[2])
+    assert (capped.status, capped.error) == (
+        MessageStatus.SUPPRESSED,
+        "not sent: frequency cap: 2 marketing messages in the last 24 h (at most 2)",
+    )
+    assert StepVisit.objects.get(enrollment__campaign=campaigns[2]).outcome == f"queued message {capped.pk}"
 
 
 @pytest.mark.parametrize(
@@ -310,18 +314,19 @@ def test_quiet_hours_hold_messages_until_morning_in_the_customers_own_zone(
     customer = CustomerFactory(timezone=zone)
 
     run(enroll_by_hand, campaign, [customer.pk])
-    enrollment = Enrollment.objects.get()
+    message = Message.objects.get()
     if sent_at > now:
-        assert enrollment.next_run_at == sent_at
+        assert (message.status, message.next_attempt_at) == (MessageStatus.QUEUED, sent_at)
         clock.now = sent_at - timedelta(minutes=1)
-        run(tick)
+        run(dispatch_due_messages)
         assert smtp_settings.messages == []
         clock.now = sent_at
-        run(tick)
-    run(tick)
+        run(dispatch_due_messages)
+    run(dispatch_due_messages)
 
     assert received(smtp_settings) == {customer.email: 1}
-    assert Message.objects.get().created_at == sent_at
+    assert Message.objects.get().sent_at == sent_at
+    assert Enrollment.objects.get().state == EnrollmentState.COMPLETED  # the step queued it and moved on
 
 
 def test_an_invalid_time_zone_falls_back_to_the_shops_and_is_reported_never_dropped(
@@ -333,19 +338,15 @@ def test_an_invalid_time_zone_falls_back_to_the_shops_and_is_reported_never_drop
     customer = CustomerFactory(timezone="Mars/Olympus_Mons")
 
     run(enroll_by_hand, campaign, [customer.pk])
-    visit = StepVisit.objects.get()
-    assert visit.outcome == (
-        "quiet hours in UTC until 2026-03-03 08:00 UTC; time zone 'Mars/Olympus_Mons' is not an IANA zone; used UTC"
+    assert Message.objects.get().error == (
+        "waits: quiet hours in UTC until 2026-03-03 08:00 UTC; time zone 'Mars/Olympus_Mons' is not an IANA zone; used UTC"
     )
     clock.now = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
-    run(tick)
+    run(dispatch_due_messages)
 
     assert received(smtp_settings) == {customer.email: 1}
-    sent = StepVisit.objects.latest("pk")
-    assert (
-        sent.outcome
-        == f"queued message {Message.objects.get().pk}; time zone 'Mars/Olympus_Mons' is not an IANA zone; used UTC"
-    )
+    sent = Message.objects.get()
+    assert (sent.status, sent.error) == (MessageStatus.SENT, "time zone 'Mars/Olympus_Mons' is not an IANA zone; used UTC")
 
 
 def test_a_customer_without_consent_is_enrolled_but_never_mailed(welcome_template, clock, run, smtp_settings):

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
+from django.utils import timezone
 
 from campaigns.delivery import dispatch_due_messages
-from campaigns.engine import enroll_by_hand, launch, tick
+from campaigns.engine import enroll_by_hand, enroll_for_events, launch, tick
 from campaigns.models import Campaign, Enrollment, EnrollmentState, Message, MessageStatus, Step
 from marketing.models import Consent, Customer
 from marketing.queues import Queue
@@ -148,3 +149,40 @@ def test_work_queued_when_the_broker_restarts_empty_is_found_again_in_the_databa
     received = Counter(address for message in smtp_server.messages for address in message.rcpt_tos)
     assert received == Counter(dict.fromkeys(addresses, 1))
     assert Message.objects.filter(status=MessageStatus.SENT).count() == RECIPIENTS
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_event_stored_while_the_broker_is_down_is_enrolled_at_the_next_tick_exactly_once(
+    private_redis, welcome_template, settings
+):
+    from marketing.celery import app
+    from marketing.ingest import store_events
+
+    settings.ENGINE_EVENT_REPAIR_S = 0  # the tick below runs right after; the wait itself is tested in test_triggers
+    settings.ENGINE_EVENT_GATHER_MS = 0  # hand over in the request's own thread, while the broker is down
+    campaign = Campaign.objects.create(
+        name="Cart", trigger_type="event", trigger_config={"event": "cart_added"}, quiet_hours=False
+    )
+    Step.objects.create(campaign=campaign, position=0, key="hello", type="send_email", config={"template": welcome_template.name})
+    launch(campaign)
+    customer = Customer.objects.create(
+        external_id="B1", email="b1@example.com", email_hash=email_hash("b1@example.com"), consent_state=Consent.OPTED_IN
+    )
+    with celery_app_using_broker(app, private_redis.url):
+        private_redis.stop()
+        # The API's transaction commits; its hand-over to the engine finds no broker and is lost.
+        report = store_events(
+            [{"id": "cart-1", "customer_id": "B1", "name": "cart_added", "occurred_at": "2026-03-02T10:00:00Z"}],
+            timezone.now(),
+        )
+        assert Enrollment.objects.count() == 0
+        private_redis.start()
+        tick()
+        tick()
+        enroll_for_events(report.stored_ids)  # a late duplicate of the lost task admits nothing more
+
+    assert list(Enrollment.objects.values_list("customer_id", "event_id", "state")) == [
+        (customer.pk, report.stored_ids[0], EnrollmentState.ACTIVE)
+    ]
+    assert private_redis.queued() == 1  # its first steps were handed to the engine queue, once

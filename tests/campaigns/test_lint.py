@@ -12,7 +12,7 @@ BASE_CHILD = (
 UNSUBSCRIBE_MISSING = (
     'every marketing e-mail must show the unsubscribe link: extend "emails/base.html" or print {{ links.unsubscribe }}'
 )
-CONTEXT_NAMES = "campaign, customer, links, message, order, recommendations, shop, subject, trigger"
+CONTEXT_NAMES = "campaign, category_recommendations, customer, links, message, order, recommendations, shop, subject, trigger"
 
 
 def refused_layout(verb: str, shown: str) -> str:

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from campaigns.engine import CampaignError, _is_holdout
+from campaigns.admission import is_holdout
+from campaigns.engine import CampaignError
 from campaigns.models import Campaign, CampaignStatus, Enrollment, Message, Step, StepVisit
 from campaigns.simulation import SimulatedStep, simulate
 from marketing.models import OrderStatus, Segment, SegmentChange, SegmentChangeKind, SegmentKind
@@ -163,7 +164,7 @@ def test_the_holdout_is_the_same_customers_as_for_real(welcome_template):
     customers = [CustomerFactory() for _ in range(12)]
     for index, customer in enumerate(customers):
         cart_added(customer, NOW - timedelta(hours=index + 1))
-    held_out = sum(_is_holdout(campaign, customer.pk) for customer in customers)
+    held_out = sum(is_holdout(campaign, customer.pk) for customer in customers)
     assert 0 < held_out < 12
 
     report = simulate(campaign, days=1, now=NOW)

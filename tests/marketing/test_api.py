@@ -285,7 +285,8 @@ def test_good_events_are_stored_and_bad_ones_reported_by_index_and_field(client,
     assert errors[2]["error"] == "is required"
     assert (
         errors[5]["error"]
-        == "'Cart Added' is not snake_case (lower-case letters, digits and single underscores, e.g. cart_added)"
+        == "'Cart Added' is not snake_case (lower-case letters, digits and single underscores, e.g. cart_added); "
+        "did you mean 'cart_added'?"
     )
     assert (
         errors[6]["error"]

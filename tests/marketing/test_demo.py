@@ -284,11 +284,14 @@ def test_calendar_covers_the_days_before_the_end_date():
     assert [name for name in calendar.campaigns if name] == ["newsletter-2025-02-04", "newsletter-2025-02-18"]
 
 
-def test_catalogue_has_unique_skus_and_prices_inside_each_category_range():
+def test_catalogue_has_unique_skus_names_and_urls_and_prices_inside_each_category_range():
     catalogue = build_catalogue(Random(1))
 
     assert len(catalogue.products) == 200
     assert len({product.sku for product in catalogue.products}) == 200
+    # A shop names each product once, so two picks in one e-mail never read alike.
+    assert len({product.name for product in catalogue.products}) == 200
+    assert len({product.url for product in catalogue.products}) == 200
     bounds = {category.name: (category.min_price, category.max_price + 1) for category in CATEGORIES}
     for product in catalogue.products:
         low, high = bounds[product.category]

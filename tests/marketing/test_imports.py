@@ -179,7 +179,7 @@ def test_json_lines_events_with_bad_lines(tmp_path):
     assert [(e.line, e.reason.split(" (")[0]) for e in report.errors] == [
         (2, "line is not valid JSON"),
         (3, "line is not a JSON object"),
-        (4, "name: 'Product Viewed' is not an event name such as product_viewed"),
+        (4, "name: 'Product Viewed' is not snake_case"),
     ]
     assert (again.inserted, again.updated) == (0, 2)
     viewed = Event.objects.get(name="product_viewed")

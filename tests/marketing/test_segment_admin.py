@@ -2,7 +2,7 @@
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -398,3 +398,27 @@ def test_freeze_copies_the_members_into_a_static_list(staff, audience):
     assert sorted(members) == ["AT-1", "DE-1", "DE-2"]
     assert [str(message) for message in response.context["messages"]] == [f"Froze Germans as {frozen.name} (3 customers)."]
 
+
+
+def test_saving_a_segments_rules_refreshes_it_once_committed(staff, django_capture_on_commit_callbacks):
+    for country in ("DE", "DE", "FR"):
+        CustomerFactory(country=country)
+    rules = [{"type": "attribute", "config": {"field": "country", "op": "equals", "value": "DE"}}]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(ADD_URL, form_data("Germans", rules))
+
+    assert response.status_code == 302
+    segment = Segment.objects.get()
+    assert (segment.size, segment.version, segment.last_error) == (2, 1, "")
+    assert segment.last_calculated_at is not None
+
+
+def test_the_changelist_shows_a_failing_segments_next_try(staff):
+    broken = make_segment("Broken")
+    retry = datetime(2026, 3, 2, 10, 4, tzinfo=UTC)
+    Segment.objects.filter(pk=broken.pk).update(last_error="RuleError: bad", errors_calculating=3, retry_at=retry)
+
+    body = staff.get(LIST_URL).content.decode()
+
+    assert re.findall(r'<td class="field-next_try nowrap">([^<]*)</td>', body) == ["March 2, 2026, 10:04 a.m."]

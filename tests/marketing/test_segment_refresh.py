@@ -18,6 +18,7 @@ from marketing.models import (
 )
 from marketing.segments.compiler import RuleSpec
 from marketing.segments.refresh import (
+    due_segments,
     freeze_segment,
     preview,
     refresh_all_segments,
@@ -257,3 +258,67 @@ def test_size_is_counted_after_customers_were_deleted_between_refreshes():
 
     assert (result.size, result.entered, result.exited) == (1, 0, 0)
     assert members(germans) == ["DE1"]
+
+
+def test_a_failing_segment_backs_off_doubling_up_to_a_cap_and_never_blocks_another():
+    CustomerFactory(country="DE")
+    broken = segment_of("Broken", ("attribute", {"field": "country", "op": "equals", "value": "DE"}))
+    fine = segment_of("Fine", ("attribute", {"field": "country", "op": "equals", "value": "DE"}))
+    SegmentRule.objects.filter(segment=broken).update(type="no_such_rule")
+
+    moment, waits = NOW, []
+    for _ in range(12):
+        refresh_due_segments(moment)
+        broken.refresh_from_db()
+        waits.append((broken.retry_at - moment).total_seconds())
+        early = refresh_due_segments(broken.retry_at - timedelta(seconds=1))
+        assert broken.pk not in [result.segment_id for result in early]  # not before its next try
+        moment = broken.retry_at
+
+    assert waits == [60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 21600, 21600, 21600]
+    assert broken.errors_calculating == 12
+    assert broken.last_error.startswith("RuleError: type: unknown rule type 'no_such_rule'")
+    fine.refresh_from_db()
+    assert (fine.size, fine.errors_calculating) == (1, 0)
+    assert SegmentSize.objects.filter(segment=fine).order_by("at").values_list("at", flat=True).first() == NOW
+
+
+def test_a_repaired_segment_refreshes_at_its_next_try_and_forgets_its_errors():
+    CustomerFactory(country="DE")
+    germans = segment_of("Germans", ("attribute", {"field": "country", "op": "equals", "value": "DE"}))
+    SegmentRule.objects.filter(segment=germans).update(type="no_such_rule")
+    refresh_due_segments(NOW)
+    SegmentRule.objects.filter(segment=germans).update(type="attribute")
+
+    [result] = refresh_due_segments(NOW + timedelta(minutes=1))
+
+    germans.refresh_from_db()
+    assert (result.size, germans.errors_calculating, germans.last_error, germans.retry_at) == (1, 0, "", None)
+
+
+def test_due_segments_are_listed_longest_waiting_first_nested_ones_after_those_they_use():
+    never = segment_of("Never refreshed")
+    old = segment_of("Old")
+    recent = segment_of("Recent")
+    Segment.objects.filter(pk=old.pk).update(last_calculated_at=NOW - timedelta(hours=5))
+    Segment.objects.filter(pk=recent.pk).update(last_calculated_at=NOW - timedelta(hours=2))
+    fresh = segment_of("Fresh")
+    Segment.objects.filter(pk=fresh.pk).update(last_calculated_at=NOW - timedelta(minutes=10))
+    outer = segment_of("Uses recent", ("segment", {"segment": recent.pk}))
+    Segment.objects.filter(pk=outer.pk).update(last_calculated_at=NOW - timedelta(hours=9))
+
+    assert due_segments(NOW) == [never.pk, recent.pk, outer.pk, old.pk]
+
+
+def test_the_beat_task_queues_one_refresh_per_due_segment(monkeypatch):
+    from marketing import tasks
+
+    first, second = segment_of("First"), segment_of("Second")
+    Segment.objects.filter(pk=second.pk).update(last_calculated_at=NOW - timedelta(days=1))
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks, "enqueue", lambda name, *args: queued.append((name, *args)))
+    monkeypatch.setattr("marketing.segments.refresh.timezone.now", lambda: NOW)
+
+    tasks.refresh_due_segments_task()
+
+    assert queued == [("marketing.refresh_segment", first.pk), ("marketing.refresh_segment", second.pk)]

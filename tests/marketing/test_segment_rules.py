@@ -61,7 +61,7 @@ def test_the_built_in_rule_types_are_registered():
         ("purchase", {"measure": "order_count", "op": "at_least", "value": 1.5}, "value", "must be a whole number"),
         ("purchase", {"measure": "days_since_last_order", "op": "at_least", "value": 30, "within_days": 7}, "within_days", "does not apply to days_since_last_order"),
         ("bought", {"product": "A", "category": "B"}, "product", "name exactly one of product (a SKU) or category"),
-        ("event", {"name": "Viewed Product", "op": "at_least", "count": 1}, "name", "'Viewed Product' is not an event name"),
+        ("event", {"name": "Viewed Product", "op": "at_least", "count": 1}, "name", "'Viewed Product' is not snake_case"),
         ("event", {"name": "product_viewed", "op": "at_least", "count": -1}, "count", "must be at least 0"),
         ("event", {"name": "product_viewed", "op": "at_least", "count": 1, "within_days": 0}, "within_days", "must be at least 1"),
         ("consent", {"state": "maybe"}, "state", "'maybe' is not one of opted_in, opted_out, unknown, suppressed, mailable"),

@@ -22,8 +22,13 @@ class Command(BaseCommand):
             dest="starters",
             help="First create the starter templates that are missing.",
         )
+        parser.add_argument(
+            "--best-time",
+            action="store_true",
+            help="Send each message at its customer's best time within the next 24 hours (train_send_times).",
+        )
 
-    def handle(self, *args, name: str, template: str, segment: str | None, starters: bool, **options) -> None:
+    def handle(self, *args, name: str, template: str, segment: str | None, starters: bool, best_time: bool, **options) -> None:
         if starters:
             for installed in install_starters():
                 self.stdout.write(f"starter template installed: {installed.name}")
@@ -37,7 +42,9 @@ class Command(BaseCommand):
             if audience is None:
                 raise CommandError(f"--segment: no segment named {segment!r}")
         with transaction.atomic():
-            broadcast = Broadcast.objects.create(name=name, template=chosen, segment=audience)
+            broadcast = Broadcast.objects.create(
+                name=name, template=chosen, segment=audience, send_at_best_time=best_time
+            )
             queued = queue_broadcast(broadcast.pk)
         self.stdout.write(
             f"broadcast {broadcast.pk} {name!r}: {queued:,} messages queued to {audience or 'every mailable customer'}"
@@ -48,3 +55,6 @@ class Command(BaseCommand):
             if count
         }
         self.stdout.write("messages: " + ", ".join(f"{count:,} {status}" for status, count in counts.items()))
+        waiting = Message.objects.filter(broadcast=broadcast, status="queued", error__startswith="waits: quiet hours").count()
+        if waiting:
+            self.stdout.write(f"{waiting:,} wait for the end of quiet hours in their time zone; they leave then")

@@ -2,10 +2,9 @@ import sys
 from contextlib import ExitStack
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
+from marketing.enqueue import enqueue_on_commit
 from marketing.imports import KINDS, ImportFailed, import_file, parse_map_options
-from marketing.tasks import refresh_all_segments_task
 
 SHOWN_ERRORS = 10
 
@@ -57,7 +56,7 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
         if not report.dry_run and (report.inserted or report.updated):
             # Dynamic segments follow the audience: refresh them once this import is committed.
-            transaction.on_commit(refresh_all_segments_task.delay)
+            enqueue_on_commit("marketing.refresh_all_segments")
         self.stdout.write(f"{report.source} ({report.dialect})")
         self.stdout.write(report.summary() + (" (dry run: nothing written)" if report.dry_run else ""))
         if report.rejected:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
-from marketing.imports.values import event_name
+from marketing.event_names import check_event_name
 from marketing.models import Event
 from marketing.segments.registry import (
     EVERYONE,
@@ -37,7 +37,7 @@ class EventRule(RuleType):
     def clean(self, config: dict[str, Any]) -> dict[str, Any]:
         only_keys(config, {"name", "op", "count", "within_days", "property"})
         try:
-            name = event_name(str(config.get("name") or ""))
+            name = check_event_name(config.get("name") or "")
         except ValueError as error:
             raise RuleError("name", str(error)) from None
         cleaned: dict[str, Any] = {"name": name, "op": one_of(config, "op", OPS), "count": whole_number(config, "count", maximum=MAX_COUNT)}
@@ -54,6 +54,9 @@ class EventRule(RuleType):
                 raise RuleError("property", "value must be text")
             cleaned["property"] = {"key": prop["key"], "value": prop["value"]}
         return cleaned
+
+    def event_names(self, config: dict[str, Any]) -> list[str]:
+        return [config["name"]]
 
     def condition(self, config: dict[str, Any], now: datetime) -> Q:
         events = Event.objects.filter(name=config["name"], occurred_at__lte=now)

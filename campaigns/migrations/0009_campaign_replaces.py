@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0005_conversations'),
+        ('campaigns', '0008_broadcast_best_time'),
     ]
 
     operations = [

@@ -13,7 +13,7 @@ def update_groups(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketing', '0008_groups'),
+        ('marketing', '0010_groups'),
     ]
 
     operations = [

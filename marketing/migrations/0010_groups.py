@@ -17,9 +17,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("marketing", "0007_erase_permission"),
-        ("campaigns", "0006_campaign_replaces"),
-        ("ml", "0007_intent_model_versions"),
+        ("marketing", "0009_erase_permission"),
+        ("campaigns", "0009_campaign_replaces"),
+        ("ml", "0008_recommendations_and_send_times"),
     ]
 
     operations = [migrations.RunPython(create_groups, remove_groups)]

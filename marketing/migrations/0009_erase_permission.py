@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketing', '0006_inbound_messages'),
+        ('marketing', '0008_segment_retry'),
     ]
 
     operations = [
