@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from marketing.permissions import AdminActionPermissions
 from ml import charts
 from ml.models import (
     PRODUCT_RECOMMENDATIONS,
@@ -29,7 +30,7 @@ from ml.send_times import hour_label
 MEASURES = (("recall_at_10", "recall@10"), ("ndcg_at_10", "NDCG@10"), ("coverage", "coverage"))
 
 
-class VersionAdmin(admin.ModelAdmin):
+class VersionAdmin(AdminActionPermissions, admin.ModelAdmin):
     """What both pages share: read-only rows from training, activation through the task's own rule, rollback."""
 
     task = ""
@@ -49,7 +50,7 @@ class VersionAdmin(admin.ModelAdmin):
     def activate_one(self, version):
         raise NotImplementedError
 
-    @admin.action(description="Activate the selected version (it must beat its baselines)")
+    @admin.action(description="Activate the selected version (it must beat its baselines)", permissions=["activate"])
     def activate(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
@@ -61,7 +62,7 @@ class VersionAdmin(admin.ModelAdmin):
             return
         self.message_user(request, f"{version} is active; e-mails read it from now on.")
 
-    @admin.action(description="Roll back to the previously active version")
+    @admin.action(description="Roll back to the previously active version", permissions=["activate"])
     def roll_back_task(self, request, queryset) -> None:
         try:
             version = roll_back(self.task)
@@ -182,7 +183,7 @@ class RecommenderVersionAdmin(VersionAdmin):
     def activate_one(self, version):
         return activate_recommender(version)
 
-    @admin.action(description="Compute every customer's picks with the active version")
+    @admin.action(description="Compute every customer's picks with the active version", permissions=["activate"])
     def compute_picks(self, request, queryset) -> None:
         if ScoringRun.objects.filter(model_version__task=self.task, status=RunStatus.RUNNING).exists():
             self.message_user(request, "A run of picks is already in progress.", messages.WARNING)
