@@ -126,7 +126,11 @@ def send_picked_for_you(name: str, customers: list[Customer], capture) -> None:
         SegmentMembership(segment=segment, customer=customer, entered_at=segment.created_at) for customer in customers
     )
     broadcast = Broadcast.objects.create(
-        name=name, template=EmailTemplate.objects.get(name="Picked for you"), segment=segment
+        name=name,
+        template=EmailTemplate.objects.get(name="Picked for you"),
+        segment=segment,
+        # This test reads the picks in the e-mail, at whatever hour it runs: quiet hours would hold it at night.
+        pacing_exemption="a test of the picks in the message, not of pacing",
     )
     with capture(execute=True):
         queue_broadcast(broadcast.pk)
