@@ -153,7 +153,7 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def hook_server(certificate, monkeypatch) -> Iterator[HookServer]:
+def hook_server(certificate, monkeypatch, settings) -> Iterator[HookServer]:
     key, cert = certificate
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the webhook step verifies the server like any other
     state = HookServer(url="", statuses=[])
@@ -177,6 +177,7 @@ def hook_server(certificate, monkeypatch) -> Iterator[HookServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.url = f"https://127.0.0.1:{server.server_address[1]}/hooks/kairos"
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # webhook steps call allowed hosts only: this server's
     try:
         yield state
     finally:

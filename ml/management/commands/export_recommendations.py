@@ -1,9 +1,8 @@
-import csv
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from marketing.spreadsheets import neutralise_formula
+from marketing.spreadsheets import csv_writer
 from ml.recommendations import EXPORTED_PER_CUSTOMER, export_rows
 
 
@@ -32,10 +31,10 @@ class Command(BaseCommand):
 
 
 def write_csv(handle, rows) -> int:
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv_writer(handle, lineterminator="\n")  # ids and SKUs come from the shop: no formula survives
     writer.writerow(["external_id", "rank", "sku", "score"])
     written = 0
     for external_id, rank, sku, score in rows:
-        writer.writerow([neutralise_formula(external_id), rank, neutralise_formula(sku), f"{score:.4f}"])
+        writer.writerow([external_id, rank, sku, f"{score:.4f}"])
         written += 1
     return written
