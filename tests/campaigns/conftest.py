@@ -51,3 +51,14 @@ def three_recommendations(customer_ids: list[int]) -> dict[int, list[dict]]:
         for n in range(1, 4)
     ]  # fmt: skip
     return {customer_id: products for customer_id in customer_ids}
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    """Run a function and then what it handed to workers after commit (tasks run in-process), like production."""
+
+    def call(function, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return function(*args, **kwargs)
+
+    return call

@@ -36,15 +36,6 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    def call(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-
-    return call
-
-
 def opens(customer, zone: str, local_times: list[datetime], name: str = "email_opened") -> None:
     Event.objects.bulk_create(
         Event(

@@ -40,17 +40,6 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    """Run a function and then what it handed to workers after commit (tasks run in-process), like production."""
-
-    def call(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-
-    return call
-
-
 def make_campaign(
     name: str, trigger_type: str, trigger_config: dict, steps: list[tuple[str, str, dict]], **fields
 ) -> Campaign:

@@ -34,15 +34,6 @@ def broadcast_of(welcome_template):
     return create
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    def call(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-
-    return call
-
-
 def already_sent(customer, template, count: int, at: datetime) -> None:
     """Record `count` marketing messages sent to the customer at `at`, as earlier broadcasts would have."""
     for number in range(count):

@@ -34,15 +34,6 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    def call(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-
-    return call
-
-
 # --- split -----------------------------------------------------------------------------------
 
 

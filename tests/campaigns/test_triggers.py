@@ -29,15 +29,6 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    def call(function, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return function(*args, **kwargs)
-
-    return call
-
-
 def at(clock: Clock, function, moment: datetime):
     """Call an engine function with every part of Kairos, the workers' tasks included, reading `moment` as now."""
     clock.now = moment
