@@ -28,7 +28,7 @@ from ml.models import (
 from ml.queries import customer_ids, id_ranges
 from ml.recommend_queries import Catalogue, read_interactions
 from ml.recommend_registry import recommender_for
-from ml.runs import NoActiveModel, enqueue_pending_chunks
+from ml.runs import NoActiveModel, copy_rows, enqueue_pending_chunks
 
 
 def start_recommendation_run(as_of: datetime | None = None) -> ScoringRun:
@@ -130,12 +130,7 @@ def write_recommendations(run: ScoringRun, chunk: ScoringChunk, customers, produ
         payload = "".join(
             f"{customer}\t{version_id}\t{ids}\t{values}\t{computed_at}\n" for customer, ids, values in rows
         )
-        columns_sql = "customer_id, model_version_id, product_ids, scores, computed_at"
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {Recommendation._meta.db_table} ({columns_sql}) FROM STDIN") as copy,
-        ):
-            copy.write(payload.encode())
+        copy_rows(Recommendation, "customer_id, model_version_id, product_ids, scores, computed_at", payload)
         return
     Recommendation.objects.bulk_create(
         (

@@ -155,12 +155,7 @@ def write_scores(run: ScoringRun, chunk: ScoringChunk, customer_ids, probability
             f"{customer}\t{version_id}\t{p!r}\t{decile}\t{_copy_escape(text) if text is not None else NULL}\t{scored_at}\n"
             for customer, p, decile, text in rows
         )
-        columns = "customer_id, model_version_id, probability, decile, reasons, scored_at"
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {Score._meta.db_table} ({columns}) FROM STDIN") as copy,
-        ):
-            copy.write(payload.encode())
+        copy_rows(Score, "customer_id, model_version_id, probability, decile, reasons, scored_at", payload)
         return
     Score.objects.bulk_create(
         (
@@ -176,6 +171,15 @@ def write_scores(run: ScoringRun, chunk: ScoringChunk, customer_ids, probability
         ),
         batch_size=500,
     )
+
+
+def copy_rows(model, columns: str, payload: str) -> None:
+    """Load tab-separated rows (PostgreSQL's COPY text format) into the model's table: one statement, no per-row INSERT."""
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        copy.write(payload.encode())
 
 
 def _copy_escape(text: str) -> str:
